@@ -1,0 +1,72 @@
+"""The `shinha` command line. Subcommands import what they need, so each starts fast."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+import time
+from collections.abc import Sequence
+
+DEFAULT_MAIN = "etc/shinha.cfg"
+
+
+def _check_config(args: argparse.Namespace) -> int:
+    from shinha.config import load_config
+
+    started = time.perf_counter()
+    result = load_config(args.main)
+    elapsed = time.perf_counter() - started
+    counts = result.config.counts() if result.config else {}
+    if args.json:
+        doc = {
+            "schema": 1,
+            "main_file": args.main,
+            "valid": result.ok,
+            "seconds": round(elapsed, 3),
+            "files": len(result.config.files) if result.config else 0,
+            "config_hash": result.config.config_hash if result.config else None,
+            "counts": counts,
+            "errors": [d.as_dict() for d in result.errors],
+            "warnings": [d.as_dict() for d in result.warnings],
+        }
+        json.dump(doc, sys.stdout, indent=2)
+        sys.stdout.write("\n")
+        return 0 if result.ok else 1
+    out = sys.stdout
+    for diag in result.diagnostics:
+        out.write(f"{diag}\n")
+    if result.config:
+        out.write(f"\nRead {len(result.config.files)} files in {elapsed:.2f} s "
+                  f"(config hash {result.config.config_hash})\n")
+        width = max(len(k) for k in counts)
+        for kind, count in counts.items():
+            out.write(f"  {kind + 's':<{width + 1}}  {count:>8}\n")
+    n_err, n_warn = len(result.errors), len(result.warnings)
+    out.write(f"\n{n_err} error{'s' if n_err != 1 else ''}, "
+              f"{n_warn} warning{'s' if n_warn != 1 else ''}: configuration "
+              f"{'is valid' if result.ok else 'has errors'}\n")
+    return 0 if result.ok else 1
+
+
+def build_parser() -> argparse.ArgumentParser:
+    """Return the argument parser of the `shinha` command."""
+    parser = argparse.ArgumentParser(prog="shinha", description="shinha monitoring cluster")
+    sub = parser.add_subparsers(dest="command", required=True)
+    check = sub.add_parser("check-config", help="load and validate a configuration tree")
+    check.add_argument("main", nargs="?", default=DEFAULT_MAIN,
+                       help=f"main configuration file (default {DEFAULT_MAIN})")
+    check.add_argument("--json", action="store_true", help="print one JSON document")
+    check.set_defaults(func=_check_config)
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Run the `shinha` command; return its exit code."""
+    args = build_parser().parse_args(argv)
+    code: int = args.func(args)
+    return code
+
+
+if __name__ == "__main__":
+    sys.exit(main())

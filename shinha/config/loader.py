@@ -1,0 +1,316 @@
+"""Load a configuration tree: read, inherit, validate, link, and report every problem."""
+
+from __future__ import annotations
+
+import hashlib
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, TypeVar
+
+from shinha.config.build import (
+    OBJECT_MODELS,
+    ObjectBuilder,
+    build_timeperiods,
+    split_by_type,
+    templates_of,
+)
+from shinha.config.daemons import DAEMON_MODELS, DaemonLink
+from shinha.config.diagnostics import Diagnostic, Diagnostics
+from shinha.config.link import (
+    Linker,
+    attach_services,
+    check_parents,
+    link_hostgroups,
+    link_servicegroups,
+)
+from shinha.config.macros import used_macros
+from shinha.config.mainfile import MainConfig, build_main
+from shinha.config.objects import (
+    Command,
+    ConfigObject,
+    Contact,
+    Contactgroup,
+    Host,
+    Hostgroup,
+    Module,
+    Realm,
+    Service,
+    Servicegroup,
+)
+from shinha.config.parser import RawObject, TreeReader
+from shinha.config.timeperiod import Timeperiod
+from shinha.errors import ConfigError
+
+DEFAULT_REALM = "All"
+T = TypeVar("T", bound=ConfigObject)
+
+
+@dataclass(slots=True)
+class Config:
+    """A loaded, validated and linked configuration."""
+
+    main_file: str
+    main: MainConfig
+    files: list[str]
+    resources: dict[str, str]
+    hosts: dict[str, Host] = field(default_factory=dict)
+    services: dict[tuple[str, str], Service] = field(default_factory=dict)
+    hostgroups: dict[str, Hostgroup] = field(default_factory=dict)
+    servicegroups: dict[str, Servicegroup] = field(default_factory=dict)
+    commands: dict[str, Command] = field(default_factory=dict)
+    timeperiods: dict[str, Timeperiod] = field(default_factory=dict)
+    contacts: dict[str, Contact] = field(default_factory=dict)
+    contactgroups: dict[str, Contactgroup] = field(default_factory=dict)
+    realms: dict[str, Realm] = field(default_factory=dict)
+    modules: dict[str, Module] = field(default_factory=dict)
+    daemons: dict[str, dict[str, DaemonLink]] = field(default_factory=dict)
+    templates: int = 0
+    default_realm: str = DEFAULT_REALM
+    config_hash: str = ""
+
+    def counts(self) -> dict[str, int]:
+        """Count each object type (the check-config summary)."""
+        out = {
+            "host": len(self.hosts), "service": len(self.services),
+            "hostgroup": len(self.hostgroups), "servicegroup": len(self.servicegroups),
+            "command": len(self.commands), "timeperiod": len(self.timeperiods),
+            "contact": len(self.contacts), "contactgroup": len(self.contactgroups),
+            "realm": len(self.realms), "module": len(self.modules),
+        }
+        for role in DAEMON_MODELS:
+            out[role] = len(self.daemons.get(role, {}))
+        out["template"] = self.templates
+        return out
+
+
+@dataclass(slots=True)
+class LoadResult:
+    """What a load produced: the configuration (None if the main file is unreadable)."""
+
+    config: Config | None
+    diagnostics: list[Diagnostic]
+
+    @property
+    def errors(self) -> list[Diagnostic]:
+        return [d for d in self.diagnostics if d.severity == "error"]
+
+    @property
+    def warnings(self) -> list[Diagnostic]:
+        return [d for d in self.diagnostics if d.severity == "warning"]
+
+    @property
+    def ok(self) -> bool:
+        return self.config is not None and not self.errors
+
+    def raise_for_errors(self) -> Config:
+        """Return the configuration, or raise ConfigError listing every error."""
+        if self.config is None or self.errors:
+            lines = "\n".join(str(d) for d in self.errors)
+            raise ConfigError(f"the configuration has {len(self.errors)} error(s):\n{lines}",
+                              list(self.errors))
+        return self.config
+
+
+def _index(objs: list[T], diags: Diagnostics, kind: str) -> dict[str, T]:
+    out: dict[str, T] = {}
+    for obj in objs:
+        name = obj.object_name
+        if name in out:
+            first = out[name]
+            diags.error(f"{kind} '{name}' is defined twice (first at {first.where()})",
+                        obj.source_file, obj.source_line, "remove or rename one of them")
+            continue
+        out[name] = obj
+    return out
+
+
+def load_config(path: str | Path) -> LoadResult:
+    """Load the main file at `path` and everything it includes; never stop at one error."""
+    diags = Diagnostics()
+    main_path = Path(path)
+    if not main_path.is_file():
+        diags.error(f"main configuration file not found: {main_path}")
+        return LoadResult(None, diags.items)
+    tree = TreeReader(diags).read_main(main_path)
+    main = build_main(tree.directives, diags)
+    by_type = split_by_type(tree.objects, diags)
+    config = Config(main_file=str(main_path), main=main, files=tree.files,
+                    resources=tree.resources)
+    _Assembler(config, by_type, diags).run()
+    config.config_hash = _hash_files(tree.files)
+    return LoadResult(config, diags.sorted())
+
+
+def _hash_files(files: list[str]) -> str:
+    digest = hashlib.sha256()
+    for name in files:
+        digest.update(name.encode())
+        try:
+            digest.update(Path(name).read_bytes())
+        except OSError:
+            continue
+    return digest.hexdigest()[:16]
+
+
+class _Assembler:
+    """Build every type in dependency order, then link and check references."""
+
+    def __init__(self, config: Config, by_type: dict[str, list[RawObject]],
+                 diags: Diagnostics) -> None:
+        self.config = config
+        self.by_type = by_type
+        self.diags = diags
+        self.linker = Linker(diags)
+
+    def builder(self, type_: str) -> ObjectBuilder:
+        raws = self.by_type.get(type_, [])
+        templates = templates_of(raws, type_, self.diags)
+        self.config.templates += sum(1 for r in raws if r.props.get("register", "").strip()
+                                     == "0")
+        return ObjectBuilder(OBJECT_MODELS[type_], raws, self.diags, templates)
+
+    def simple(self, type_: str, cls: type[T]) -> dict[str, T]:
+        objs: list[T] = self.builder(type_).build()
+        return _index(objs, self.diags, type_)
+
+    def run(self) -> None:
+        c, d = self.config, self.diags
+        c.commands = self.simple("command", Command)
+        c.timeperiods = _index(build_timeperiods(self.builder("timeperiod"), d), d, "timeperiod")
+        c.realms = self.simple("realm", Realm)
+        c.modules = self.simple("module", Module)
+        c.contacts = self.simple("contact", Contact)
+        c.contactgroups = self.simple("contactgroup", Contactgroup)
+        host_builder = self.builder("host")
+        c.hosts = _index(host_builder.build(), d, "host")
+        c.hostgroups = self.simple("hostgroup", Hostgroup)
+        c.servicegroups = self.simple("servicegroup", Servicegroup)
+        for role in DAEMON_MODELS:
+            c.daemons[role] = self.simple(role, DAEMON_MODELS[role])
+        self.realms()
+        link_hostgroups(c.hosts, c.hostgroups, self.linker,
+                        {})
+        check_parents(c.hosts, self.linker)
+        svc_builder = self.builder("service")
+        defs: list[Service] = svc_builder.build(extract=("host_name",))
+        host_lists = [[x for x in (p.strip() for p in e.get("host_name", "").split(","))
+                       if x] for e in svc_builder.extra]
+        c.services = attach_services(defs, host_lists, svc_builder.origins, c.hosts,
+                                     c.hostgroups, d, c.main.allow_empty_hostgroup_assignment)
+        link_servicegroups(c.services, c.servicegroups, self.linker)
+        self.references()
+        self.daemon_checks()
+
+    def realms(self) -> None:
+        c = self.config
+        defaults = [r for r in c.realms.values() if r.default]
+        if len(defaults) > 1:
+            self.diags.error(f"{len(defaults)} realms are marked 'default 1' ("
+                             + ", ".join(r.realm_name for r in defaults) + ")",
+                             defaults[1].source_file, defaults[1].source_line,
+                             "only one realm can be the default")
+        if defaults:
+            c.default_realm = defaults[0].realm_name
+        elif len(c.realms) == 1:
+            c.default_realm = next(iter(c.realms))
+        elif not c.realms:
+            c.realms[DEFAULT_REALM] = Realm(realm_name=DEFAULT_REALM, default=True)
+        else:
+            self.diags.error("several realms and none is 'default 1'", None, None,
+                             "mark one realm with 'default 1'")
+            c.default_realm = sorted(c.realms)[0]
+        for realm in c.realms.values():
+            self.linker.check(realm, "realm_members", realm.realm_members, "realm", c.realms)
+            self.linker.check(realm, "higher_realms", realm.higher_realms, "realm", c.realms)
+
+    def references(self) -> None:
+        c, check = self.config, self.linker.check
+        periods, commands, realms = c.timeperiods, c.commands, c.realms
+        pollers = c.daemons.get("poller", {})
+        seen: dict[tuple[str, str], bool] = {}
+        checkables: list[Host | Service] = [*c.hosts.values(), *c.services.values()]
+        for obj in checkables:
+            for prop, kind, value, known in (
+                ("check_command", "command", obj.check_command.split("!", 1)[0], commands),
+                ("event_handler", "command", obj.event_handler.split("!", 1)[0], commands),
+                ("check_period", "timeperiod", obj.check_period, periods),
+                ("notification_period", "timeperiod", obj.notification_period, periods),
+                ("maintenance_period", "timeperiod", obj.maintenance_period, periods),
+                ("poller", "poller", obj.poller, pollers),
+            ):
+                if value and value not in known:
+                    key = (prop, value)
+                    if key not in seen:  # one error per wrong name, not one per object
+                        seen[key] = True
+                        self.linker.missing(obj, prop, kind, value, known)
+            if obj.contacts:
+                check(obj, "contacts", obj.contacts, "contact", c.contacts)
+            if obj.contact_groups:
+                check(obj, "contact_groups", obj.contact_groups, "contactgroup",
+                      c.contactgroups)
+        for host in c.hosts.values():
+            if host.realm:
+                check(host, "realm", [host.realm], "realm", realms)
+        for hostgroup in c.hostgroups.values():
+            if hostgroup.realm:
+                check(hostgroup, "realm", [hostgroup.realm], "realm", realms)
+        for period in periods.values():
+            check(period, "exclude", period.exclude, "timeperiod", periods)
+        for contact in c.contacts.values():
+            check(contact, "contactgroups", contact.contactgroups, "contactgroup",
+                  c.contactgroups)
+            for prop in ("host_notification_period", "service_notification_period"):
+                value = getattr(contact, prop)
+                if value:
+                    check(contact, prop, [value], "timeperiod", periods)
+            for prop in ("host_notification_commands", "service_notification_commands"):
+                check(contact, prop, [v.split("!", 1)[0] for v in getattr(contact, prop)],
+                      "command", commands)
+        for group in c.contactgroups.values():
+            check(group, "members", group.members, "contact", c.contacts)
+            check(group, "contactgroup_members", group.contactgroup_members, "contactgroup",
+                  c.contactgroups)
+        for module in c.modules.values():
+            check(module, "modules", module.modules, "module", c.modules)
+        for command in commands.values():
+            for macro in used_macros(command.command_line):
+                if macro.startswith("USER") and macro not in c.resources:
+                    self.diags.warning(f"command '{command.command_name}' uses ${macro}$, "
+                                       "which no resource file defines", command.source_file,
+                                       command.source_line, "add it to the resource_file")
+
+    def daemon_checks(self) -> None:
+        c, d = self.config, self.diags
+        listening: dict[tuple[str, int], DaemonLink] = {}
+        for role, daemons in c.daemons.items():
+            for daemon in daemons.values():
+                self.linker.check(daemon, "modules", daemon.modules, "module", c.modules)
+                if daemon.realm:
+                    self.linker.check(daemon, "realm", [daemon.realm], "realm", c.realms)
+                where = (daemon.address, daemon.listen_port)
+                if where in listening:
+                    other = listening[where]
+                    d.error(f"{role} '{daemon.name}' listens on {where[0]}:{where[1]}, like "
+                            f"{other.role} '{other.name}' ({other.where()})",
+                            daemon.source_file, daemon.source_line,
+                            "give each daemon of one host its own port")
+                listening[where] = daemon
+            if not daemons:
+                d.warning(f"no {role} is defined: the cluster cannot run without one",
+                          c.main_file, None)
+        masters = [a for a in c.daemons.get("arbiter", {}).values() if not a.spare]
+        if len(masters) > 1:
+            d.error(f"{len(masters)} arbiters are not spares ("
+                    + ", ".join(a.name for a in masters) + ")",
+                    masters[1].source_file, masters[1].source_line,
+                    "one arbiter is the master; set 'spare 1' on the other")
+        tags = {t for p in c.daemons.get("poller", {}).values() for t in p.poller_tags}
+        untagged: dict[str, Any] = {}
+        if c.daemons.get("poller"):
+            for obj in [*c.hosts.values(), *c.services.values()]:
+                if obj.poller_tag not in tags and obj.check_command:
+                    untagged.setdefault(obj.poller_tag, obj)
+        for tag, obj in untagged.items():
+            d.warning(f"no poller has poller_tags '{tag}': checks tagged so never run "
+                      f"(e.g. {obj.object_type} '{obj.object_name}')", obj.source_file,
+                      obj.source_line, "add the tag to a poller's poller_tags")

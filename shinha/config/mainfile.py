@@ -1,0 +1,138 @@
+"""The main file's `key=value` directives: the few shinha uses, and the Nagios/Shinken ones it
+accepts with a warning so that an existing `nagios.cfg` or `shinken.cfg` loads as it is."""
+
+from __future__ import annotations
+
+from typing import Literal
+
+from pydantic import BaseModel, ConfigDict, Field, ValidationError
+
+from shinha.config.diagnostics import Diagnostics, did_you_mean
+from shinha.config.parser import INCLUDE_DIRECTIVES, Directive
+
+
+class MainConfig(BaseModel):
+    """Directives of the main file that shinha acts on."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    interval_length: int = Field(60, ge=1, description="Seconds in one unit of host and "
+                                 "service intervals (Nagios).")
+    cluster_secret: str = Field("", description="Shared secret every state-changing request "
+                                "between daemons and from operators must carry.", repr=False)
+    workdir: str = Field("var", description="Directory under which each daemon keeps its state "
+                         "dir (relative paths resolve against the main file).")
+    service_check_timeout: int = Field(60, ge=1, description="Seconds before a service plugin "
+                                       "is killed.")
+    host_check_timeout: int = Field(30, ge=1, description="Seconds before a host plugin is "
+                                    "killed.")
+    service_check_timeout_state: Literal["c", "u", "w", "o"] = Field(
+        "c", description="State of a service whose plugin timed out (Nagios 4: c).")
+    max_plugins_output_length: int = Field(8192, ge=64, description="Bytes of plugin output "
+                                           "kept.")
+    allow_empty_hostgroup_assignment: bool = Field(False, description="A service on an empty "
+                                                   "hostgroup is a warning, not an error.")
+    use_timezone: str = Field("", description="Time zone of timeperiods; empty: the system's.")
+
+
+#: Directives of nagios.cfg (Nagios 4) and shinken.cfg that shinha reads and ignores.
+IGNORED_DIRECTIVES = frozenset({
+    # Nagios 4
+    "log_file", "object_cache_file", "precached_object_file", "status_file",
+    "status_update_interval", "nagios_user", "nagios_group", "check_external_commands",
+    "command_file", "command_check_interval", "lock_file", "temp_file", "temp_path",
+    "event_broker_options", "broker_module", "log_rotation_method", "log_archive_path",
+    "use_syslog", "log_notifications", "log_service_retries", "log_host_retries",
+    "log_event_handlers", "log_initial_states", "log_current_states", "log_external_commands",
+    "log_passive_checks", "global_host_event_handler", "global_service_event_handler",
+    "service_inter_check_delay_method", "max_service_check_spread",
+    "service_interleave_factor", "host_inter_check_delay_method", "max_host_check_spread",
+    "max_concurrent_checks", "check_result_reaper_frequency", "max_check_result_reaper_time",
+    "check_result_path", "max_check_result_file_age", "cached_host_check_horizon",
+    "cached_service_check_horizon", "enable_predictive_host_dependency_checks",
+    "enable_predictive_service_dependency_checks", "soft_state_dependencies",
+    "auto_reschedule_checks", "auto_rescheduling_interval", "auto_rescheduling_window",
+    "sleep_time", "event_handler_timeout", "notification_timeout", "ocsp_timeout",
+    "ochp_timeout", "perfdata_timeout", "retain_state_information", "state_retention_file",
+    "retention_update_interval", "use_retained_program_state",
+    "use_retained_scheduling_info", "retained_host_attribute_mask",
+    "retained_service_attribute_mask", "retained_process_host_attribute_mask",
+    "retained_process_service_attribute_mask", "retained_contact_host_attribute_mask",
+    "retained_contact_service_attribute_mask", "use_aggressive_host_checking",
+    "execute_service_checks", "accept_passive_service_checks", "execute_host_checks",
+    "accept_passive_host_checks", "enable_notifications", "enable_event_handlers",
+    "process_performance_data", "host_perfdata_command", "service_perfdata_command",
+    "host_perfdata_file", "service_perfdata_file", "host_perfdata_file_template",
+    "service_perfdata_file_template", "host_perfdata_file_mode",
+    "service_perfdata_file_mode", "host_perfdata_file_processing_interval",
+    "service_perfdata_file_processing_interval", "host_perfdata_file_processing_command",
+    "service_perfdata_file_processing_command", "host_perfdata_process_empty_results",
+    "service_perfdata_process_empty_results", "obsess_over_services", "ocsp_command",
+    "obsess_over_hosts", "ochp_command", "translate_passive_host_checks",
+    "passive_host_checks_are_soft", "check_for_orphaned_services",
+    "check_for_orphaned_hosts", "check_service_freshness", "service_freshness_check_interval",
+    "check_host_freshness", "host_freshness_check_interval", "additional_freshness_latency",
+    "enable_flap_detection", "low_service_flap_threshold", "high_service_flap_threshold",
+    "low_host_flap_threshold", "high_host_flap_threshold", "date_format",
+    "p1_file", "enable_embedded_perl", "use_embedded_perl_implicitly",
+    "illegal_object_name_chars", "illegal_macro_output_chars", "use_regexp_matching",
+    "use_true_regexp_matching", "admin_email", "admin_pager", "daemon_dumps_core",
+    "use_large_installation_tweaks", "enable_environment_macros", "debug_level",
+    "debug_verbosity", "debug_file", "max_debug_file_size", "check_for_updates",
+    "bare_update_check", "query_socket", "check_workers", "log_current_states",
+    "host_down_disable_service_checks", "service_skip_check_dependency_status",
+    "host_skip_check_dependency_status", "service_check_timeout_state",
+    "free_child_process_memory", "child_processes_fork_twice", "external_command_buffer_slots",
+    "check_result_buffer_slots", "enable_event_broker_options", "website_url",
+    # Shinken / Alignak
+    "shinken_user", "shinken_group", "modules_dir", "pack_distribution_file",
+    "local_log", "log_level", "daemon_enabled", "use_local_log", "max_queue_size",
+    "daemon_thread_pool_size", "idontcareaboutsecurity", "enable_problem_impacts_states_change",
+    "no_event_handlers_during_downtimes", "disable_old_nagios_parameters_whining",
+    "human_timestamp_log", "timeout_exit_status", "use_multiprocesses_serializer",
+    "ca_cert", "server_cert", "server_key", "hard_ssl_name_check", "http_backend",
+    "statsd_host", "statsd_port", "statsd_prefix", "statsd_enabled", "triggers_dir",
+    "packs_dir", "objects_dir", "macros", "resource_macros_names", "max_service_check_spread",
+    "host_check_timeout", "retention_update_interval", "conf_is_correct", "pidfile",
+    "enable_environment_macros", "log_notifications", "log_event_handlers",
+    "log_initial_states", "log_external_commands", "log_passive_checks", "log_service_retries",
+    "log_host_retries", "log_flappings", "log_snapshots", "log_active_checks",
+    "check_orphaned", "daemon_check_interval", "alignak_name", "config_name",
+    "flap_history", "max_plugins_output_length", "cleaning_queues_interval",
+    "workdir", "use_ssl",
+})
+
+
+def build_main(directives: list[Directive], diags: Diagnostics) -> MainConfig:
+    """Validate the main-file directives into a MainConfig; ignored ones become warnings."""
+    own = MainConfig.model_fields
+    values: dict[str, str] = {}
+    where: dict[str, Directive] = {}
+    ignored: dict[str, Directive] = {}
+    for d in directives:
+        if d.key in INCLUDE_DIRECTIVES:
+            continue
+        if d.key in own:
+            values[d.key] = d.value
+            where[d.key] = d
+        elif d.key in IGNORED_DIRECTIVES:
+            ignored.setdefault(d.key, d)
+        elif d.key.startswith("$") and d.key.endswith("$"):
+            diags.error(f"macro {d.key} set in a main file", d.file, d.line,
+                        "put $USERn$ macros in a resource file named by resource_file=")
+        else:
+            diags.error(f"unknown directive '{d.key}'", d.file, d.line,
+                        did_you_mean(d.key, [*own, *INCLUDE_DIRECTIVES])
+                        or "see docs/configuration.md for the main-file directives")
+    for key, d in ignored.items():
+        diags.warning(f"ignored: directive '{key}' (not used by shinha)", d.file, d.line)
+    try:
+        return MainConfig.model_validate(values)
+    except ValidationError as exc:
+        for err in exc.errors():
+            key = str(err["loc"][0]) if err["loc"] else ""
+            d = where.get(key)
+            diags.error(f"{key}: {err['msg']} (got {values.get(key, '')!r})",
+                        d.file if d else None, d.line if d else None)
+            values.pop(key, None)
+        return MainConfig.model_validate(values)
