@@ -30,10 +30,11 @@ from shinha.config.objects import (
 from shinha.config.parser import RawObject, locate_property
 from shinha.config.timeperiod import Timeperiod, TimeperiodSyntaxError, parse_entry
 
+_MODELS: tuple[type[ConfigObject], ...] = (
+    Host, Service, Hostgroup, Servicegroup, Command, Timeperiod, Contact, Contactgroup, Realm,
+    Module, *DAEMON_MODELS.values())
 OBJECT_MODELS: dict[str, type[ConfigObject]] = {
-    m.object_type: m
-    for m in (Host, Service, Hostgroup, Servicegroup, Command, Timeperiod, Contact,
-              Contactgroup, Realm, Module, *DAEMON_MODELS.values())
+    m.object_type: m for m in _MODELS
 }
 
 #: Standard Nagios/Shinken/Alignak types that load with a warning and are not acted on.
@@ -62,6 +63,8 @@ IGNORED_TYPES: dict[str, str] = {
 
 _TP_FIXED = frozenset({"timeperiod_name", "alias", "exclude", "name", "use", "register"})
 _SOURCE = frozenset({"source_file", "source_line"})
+_CHUNK = 4096
+_NO_EXTRA: dict[str, str] = {}
 
 
 class ObjectBuilder:
@@ -78,45 +81,54 @@ class ObjectBuilder:
         self.ignored_seen: dict[str, tuple[RawObject, int]] = {}
         #: Raw object and resolved props of each built model, by position in `objects`.
         self.origins: list[RawObject] = []
+        #: Per built object: properties kept aside (timeperiod day lines).
         self.extra: list[dict[str, str]] = []
+        #: Per built object: the value of the `extract` property, as written.
+        self.extracted: list[str] = []
 
-    def build(self, extract: tuple[str, ...] = ()) -> list[Any]:
-        """Validate every registered object; `extract` properties are kept aside as strings."""
+    def build(self, extract: str | None = None) -> list[Any]:
+        """Validate every registered object. The `extract` property is kept aside, as written,
+        in `self.extracted` (services: their host list), and stays on the object when it is one
+        plain name."""
         inputs: list[dict[str, Any]] = []
         model = self.model
         known = self.known
         lists = model.list_properties
-        aliases = model.property_aliases
         key_prop = model.key_property
+        origins, extras, extracted = self.origins, self.extra, self.extracted
+        resolve = self.inheritance.resolve
         for raw in self.raws:
-            if raw.props.get("register", "1").strip() == "0":
+            register = raw.props.get("register")
+            if register is not None and register.strip() == "0":
                 continue
-            props = self.inheritance.resolve(raw)
-            if key_prop not in props and not (aliases and any(
-                    a in props for a, t in aliases.items() if t == key_prop)):
+            props: dict[str, Any] = resolve(raw)
+            extra = _NO_EXTRA
+            unknown = props.keys() - known
+            if unknown:
+                extra = self._sort_unknown(raw, props, unknown)
+            if key_prop not in props:
                 self.diags.error(f"{self.type} has no {key_prop}", raw.file, raw.line,
                                  f"add '{key_prop} NAME' (or 'register 0' if it is a template)")
                 continue
-            extra: dict[str, str] = {}
-            for name in extract:
-                if name in props:
-                    extra[name] = props.pop(name)
-            unknown = props.keys() - known
-            if unknown:
-                self._sort_unknown(raw, props, unknown, extra)
+            if extract is not None:
+                value = props.pop(extract, "")
+                extracted.append(value)
+                if value and "," not in value and "!" not in value and "*" not in value:
+                    props[extract] = value.strip()  # one plain name: validated in place
             for key in lists & props.keys():
                 props[key] = [x for x in (p.strip() for p in props[key].split(",")) if x]
             props["source_file"] = raw.file
             props["source_line"] = raw.line
             inputs.append(props)
-            self.origins.append(raw)
-            self.extra.append(extra)
+            origins.append(raw)
+            extras.append(extra)
         self._report_ignored()
         return self._validate(inputs)
 
-    def _sort_unknown(self, raw: RawObject, props: dict[str, Any], unknown: set[str],
-                      extra: dict[str, str]) -> None:
+    def _sort_unknown(self, raw: RawObject, props: dict[str, Any],
+                      unknown: set[str]) -> dict[str, str]:
         model = self.model
+        extra: dict[str, str] = {}
         customs: dict[str, str] = {}
         options: dict[str, str] = {}
         for key in sorted(unknown):
@@ -147,6 +159,7 @@ class ObjectBuilder:
             props["customs"] = customs
         if options:
             props["options"] = options
+        return extra or _NO_EXTRA
 
     def _report_ignored(self) -> None:
         for key, (src, count) in sorted(self.ignored_seen.items()):
@@ -155,37 +168,62 @@ class ObjectBuilder:
                                locate_property(src, key))
 
     def _validate(self, inputs: list[dict[str, Any]]) -> list[Any]:
+        """Validate in chunks (the input dicts of a chunk are dropped as soon as it is done)."""
         adapter: TypeAdapter[list[Any]] = TypeAdapter(list[self.model])  # type: ignore[name-defined]
-        try:
-            return adapter.validate_python(inputs)
-        except ValidationError as exc:
-            bad: dict[int, set[str]] = defaultdict(set)
-            for err in exc.errors():
-                loc = err["loc"]
-                index = int(loc[0])
-                field = str(loc[1]) if len(loc) > 1 else ""
-                bad[index].add(field)
-                self._report_value(index, field, inputs[index], err["msg"])
         kept: list[Any] = []
         origins: list[RawObject] = []
         extras: list[dict[str, str]] = []
-        for index, props in enumerate(inputs):
-            if index in bad:
-                if self.model.key_property in bad[index]:
-                    continue
-                for field in bad[index]:
-                    props.pop(field, None)
-                try:
-                    obj = self.model.model_validate(props)
-                except ValidationError:
-                    continue
-            else:
-                obj = self.model.model_validate(props)
-            kept.append(obj)
-            origins.append(self.origins[index])
-            extras.append(self.extra[index])
-        self.origins, self.extra = origins, extras
+        extracted: list[str] = []
+        for start in range(0, len(inputs), _CHUNK):
+            chunk = inputs[start : start + _CHUNK]
+            try:
+                objs = adapter.validate_python(chunk)
+            except ValidationError as exc:
+                objs = self._salvage(chunk, start, exc)
+            for offset, obj in enumerate(objs):
+                if obj is not None:
+                    kept.append(obj)
+                    origins.append(self.origins[start + offset])
+                    extras.append(self.extra[start + offset])
+                    if self.extracted:
+                        extracted.append(self.extracted[start + offset])
+            inputs[start : start + _CHUNK] = [{}] * len(chunk)
+        self.origins, self.extra, self.extracted = origins, extras, extracted
         return kept
+
+    def _salvage(self, chunk: list[dict[str, Any]], start: int,
+                 exc: ValidationError) -> list[Any]:
+        """Report each bad value, then keep each object with its good values (None if it
+        cannot be kept: its name itself is bad)."""
+        bad: dict[int, set[str]] = defaultdict(set)
+        for err in exc.errors():
+            loc = err["loc"]
+            index = int(loc[0])
+            field = str(loc[1]) if len(loc) > 1 else ""
+            bad[index].add(field)
+            self._report_value(start + index, field, chunk[index], err["msg"])
+        out: list[Any] = []
+        for index, props in enumerate(chunk):
+            fields = bad.get(index)
+            if fields is None:
+                out.append(self.model.model_validate(props))
+                continue
+            if self.model.key_property in fields:
+                out.append(None)
+                continue
+            for field in fields:
+                props.pop(field, None)
+            try:
+                out.append(self.model.model_validate(props))
+            except ValidationError:
+                out.append(None)
+        return out
+
+    def release(self) -> None:
+        """Drop the raw properties of built objects that are not templates (memory)."""
+        for raw in self.origins:
+            if "name" not in raw.props:
+                raw.props = {}
 
     def _report_value(self, index: int, field: str, props: dict[str, Any], msg: str) -> None:
         raw = self.origins[index]
@@ -262,7 +300,7 @@ def build_timeperiods(builder: ObjectBuilder, diags: Diagnostics) -> list[Timepe
     for period, raw, entries in zip(periods, builder.origins, builder.extra, strict=True):
         for text in entries:
             try:
-                period.ranges.append(parse_entry(text))
+                period.ranges = (*period.ranges, parse_entry(text))
             except TimeperiodSyntaxError as exc:
                 key = text.split(None, 1)[0]
                 src = origin(raw, key, builder.inheritance)

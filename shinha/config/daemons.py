@@ -46,7 +46,7 @@ class DaemonLink(ConfigObject):
     spare: bool = Field(False, description="A spare only works when a dead daemon of its role "
                         "is replaced by it (or, for an arbiter, when the master is gone).")
     realm: str = Field("", description="Realm it serves; empty: the default realm.")
-    modules: Names = Field(default_factory=list, description="Modules it loads.")
+    modules: Names = Field((), description="Modules it loads.")
     timeout: int = Field(3, ge=1, description="Seconds before a ping or light call to it fails.")
     data_timeout: int = Field(120, ge=1, description="Seconds before a configuration or data "
                               "transfer to it fails.")
@@ -114,7 +114,7 @@ class Poller(DaemonLink):
                              "per CPU.")
     max_workers: int = Field(0, ge=0, description="Most worker processes; 0: one per CPU.")
     processes_by_worker: int = Field(256, ge=1, description="Checks one worker runs at once.")
-    poller_tags: Names = Field(default_factory=lambda: ["None"], description="Tags of the "
+    poller_tags: Names = Field(("None",), description="Tags of the "
                                "checks it runs; 'None' is the tag of untagged checks.")
     takeover: Literal["master", "spread"] = Field("master", description="Who runs the checks "
                                                   "of a downed poller: the master only, or "

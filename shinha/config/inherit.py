@@ -55,6 +55,21 @@ class Inheritance:
 
     def resolve(self, obj: RawObject) -> dict[str, str]:
         """Return the effective properties of a registered object."""
+        own = obj.props
+        use = own.get("use")
+        if use is not None and not obj.additive and "," not in use:
+            # The common case, one parent and no `+`: a plain dict merge.
+            parent = use.strip()
+            inherited = self.template(parent) if parent in self.templates else None
+            if inherited is not None:
+                merged = {**inherited, **own}
+                del merged["use"]
+                merged.pop("name", None)
+                merged.pop("register", None)
+                if "null" in merged.values():
+                    for key in [k for k, v in merged.items() if v == "null"]:
+                        del merged[key]
+                return merged
         props = self._merge(obj, keep_null=False)
         return props if props is not None else {
             k: v for k, v in obj.props.items() if k not in NOT_INHERITED}

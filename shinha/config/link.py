@@ -4,10 +4,18 @@ and every reference checked (commands, timeperiods, hosts, groups, realms, polle
 from __future__ import annotations
 
 from collections.abc import Iterable, Mapping
-from typing import Any
+from typing import Any, TypeVar
 
 from shinha.config.diagnostics import Diagnostics, did_you_mean
-from shinha.config.objects import ConfigObject, Host, Hostgroup, Service, Servicegroup
+from shinha.config.objects import (
+    ConfigObject,
+    Contact,
+    Contactgroup,
+    Host,
+    Hostgroup,
+    Service,
+    Servicegroup,
+)
 from shinha.config.parser import RawObject, locate_property
 
 
@@ -31,6 +39,36 @@ class Linker:
                 self.missing(obj, prop, kind, name, known, raw)
 
 
+K = TypeVar("K")
+
+
+def expand_nested(kind: str, direct: dict[str, list[K]], groups: Mapping[str, ConfigObject],
+                  nested_prop: str, diags: Diagnostics) -> dict[str, list[K]]:
+    """Add the members of nested groups (`hostgroup_members` …) to each group; loops are
+    errors."""
+    done: dict[str, list[K]] = {}
+
+    def expand(name: str, stack: tuple[str, ...]) -> list[K]:
+        if name in done:
+            return done[name]
+        if name in stack:
+            group = groups[name]
+            diags.error(f"{kind} '{name}': {nested_prop} loop ("
+                        f"{' -> '.join((*stack, name))})", group.source_file,
+                        group.source_line, "remove one of the nested group links")
+            return []
+        out = list(direct.get(name, []))
+        for sub in getattr(groups[name], nested_prop):
+            if sub in groups:
+                out.extend(expand(sub, (*stack, name)))
+        done[name] = list(dict.fromkeys(out))
+        return done[name]
+
+    for name in groups:
+        expand(name, ())
+    return done
+
+
 def link_hostgroups(hosts: dict[str, Host], groups: dict[str, Hostgroup], linker: Linker,
                     raws: dict[str, RawObject]) -> None:
     """Fill hostgroup members and host hostgroups both ways, nested groups included."""
@@ -41,7 +79,7 @@ def link_hostgroups(hosts: dict[str, Host], groups: dict[str, Hostgroup], linker
                 kept.append(name)
             else:
                 linker.missing(host, "hostgroups", "hostgroup", name, groups)
-        host.hostgroups = kept
+        host.hostgroups = tuple(kept)
     direct: dict[str, list[str]] = {}
     for group in groups.values():
         members: list[str] = []
@@ -63,27 +101,15 @@ def link_hostgroups(hosts: dict[str, Host], groups: dict[str, Hostgroup], linker
         for name in host.hostgroups:
             direct[name].append(host.host_name)
 
-    def expand(name: str, stack: tuple[str, ...]) -> list[str]:
-        if name in stack:
-            group = groups[name]
-            linker.diags.error(f"hostgroup '{name}': hostgroup_members loop "
-                               f"({' -> '.join((*stack, name))})", group.source_file,
-                               group.source_line, "remove one of the nested group links")
-            return []
-        out = list(direct.get(name, []))
-        for sub in groups[name].hostgroup_members:
-            if sub in groups:
-                out.extend(expand(sub, (*stack, name)))
-        return out
-
+    expanded = expand_nested("hostgroup", direct, groups, "hostgroup_members", linker.diags)
     memberships: dict[str, list[str]] = {name: [] for name in hosts}
     for name, group in groups.items():
-        members = list(dict.fromkeys(expand(name, ())))
-        group.members = members
+        members = expanded[name]
+        group.members = tuple(members)
         for host_name in members:
             memberships[host_name].append(name)
     for host_name, names in memberships.items():
-        hosts[host_name].hostgroups = names
+        hosts[host_name].hostgroups = tuple(names)
 
 
 def check_parents(hosts: dict[str, Host], linker: Linker) -> None:
@@ -91,7 +117,7 @@ def check_parents(hosts: dict[str, Host], linker: Linker) -> None:
     for host in hosts.values():
         if host.parents:
             linker.check(host, "parents", host.parents, "host", hosts)
-            host.parents = [p for p in host.parents if p in hosts]
+            host.parents = tuple(p for p in host.parents if p in hosts)
     state: dict[str, int] = {}
     for start in hosts:
         if state.get(start):
@@ -109,7 +135,7 @@ def check_parents(hosts: dict[str, Host], linker: Linker) -> None:
                 parent = parents[index]
                 if state.get(parent) == 1:
                     host = hosts[name]
-                    cycle = path[path.index(parent):] + [parent]
+                    cycle = [*path[path.index(parent):], parent]
                     linker.diags.error(f"host '{name}': parents loop ({' -> '.join(cycle)})",
                                        host.source_file, host.source_line,
                                        "a host cannot be its own ancestor")
@@ -121,15 +147,23 @@ def check_parents(hosts: dict[str, Host], linker: Linker) -> None:
 
 
 def attach_services(
-    defs: list[Service], host_lists: list[list[str]], origins: list[RawObject],
+    defs: list[Service], host_specs: list[str], origins: list[RawObject],
     hosts: dict[str, Host], groups: dict[str, Hostgroup], diags: Diagnostics,
     allow_empty_groups: bool,
 ) -> dict[tuple[str, str], Service]:
     """Give each service definition one instance per host; explicit hosts beat hostgroups."""
     linker = Linker(diags)
     services: dict[tuple[str, str], Service] = {}
-    by_group: dict[tuple[str, str], bool] = {}
-    for svc, host_names, raw in zip(defs, host_lists, origins, strict=True):
+    from_groups: set[tuple[str, str]] = set()
+    for svc, host_spec, raw in zip(defs, host_specs, origins, strict=True):
+        host = svc.host_name
+        if host and not svc.hostgroup_name:
+            # The common case, one plain host name: no copies, no lists.
+            key = (host, svc.service_description)
+            if key not in services and host in hosts:
+                services[key] = svc
+                continue
+        host_names = [x for x in (p.strip() for p in host_spec.split(",")) if x]
         reported = len(diags.items)
         excluded: set[str] = set()
         targets: list[str] = []
@@ -174,16 +208,15 @@ def attach_services(
                             raw.file, raw.line, "check host_name/hostgroup_name, or set "
                             "allow_empty_hostgroup_assignment=1 in the main file")
             continue
-        first = True
         for position, host_name in enumerate(dict.fromkeys(targets)):
             if host_name in excluded:
                 continue
             from_group = position >= explicit
             key = (host_name, svc.service_description)
             if key in services:
-                if by_group[key] and not from_group:
+                if key in from_groups and not from_group:
                     pass  # an explicit definition beats one from a hostgroup (Nagios rule)
-                elif from_group and not by_group[key]:
+                elif from_group and key not in from_groups:
                     continue
                 elif from_group:
                     prior = services[key]
@@ -197,11 +230,12 @@ def attach_services(
                                 f"is defined twice (first at {prior.where()})", raw.file,
                                 raw.line, "remove or rename one of them")
                     continue
-            instance = svc if first else svc.model_copy()
-            first = False
-            instance.host_name = host_name
+            instance = svc.model_copy(update={"host_name": host_name})
             services[key] = instance
-            by_group[key] = from_group
+            if from_group:
+                from_groups.add(key)
+            else:
+                from_groups.discard(key)
     return services
 
 
@@ -232,9 +266,40 @@ def link_servicegroups(services: dict[tuple[str, str], Service],
                     members[name].append(key)
                 else:
                     linker.missing(svc, "servicegroups", "servicegroup", name, groups)
+    expanded = expand_nested("servicegroup", members, groups, "servicegroup_members",
+                             linker.diags)
     for name, group in groups.items():
-        pairs = list(dict.fromkeys(members[name]))
-        group.members = [x for pair in pairs for x in pair]
+        pairs = expanded[name]
+        group.members = tuple(x for pair in pairs for x in pair)
         for key in pairs:
             if name not in services[key].servicegroups:
-                services[key].servicegroups = [*services[key].servicegroups, name]
+                services[key].servicegroups = (*services[key].servicegroups, name)
+
+
+def link_contactgroups(contacts: dict[str, Contact], groups: dict[str, Contactgroup],
+                       linker: Linker) -> None:
+    """Fill contactgroup members and contact contactgroups both ways, nested groups included."""
+    direct: dict[str, list[str]] = {name: [] for name in groups}
+    for group in groups.values():
+        for name in group.members:
+            if name in contacts:
+                direct[group.contactgroup_name].append(name)
+            else:
+                linker.missing(group, "members", "contact", name, contacts)
+        linker.check(group, "contactgroup_members", group.contactgroup_members,
+                     "contactgroup", groups)
+    for contact in contacts.values():
+        for name in contact.contactgroups:
+            if name in direct:
+                direct[name].append(contact.contact_name)
+            else:
+                linker.missing(contact, "contactgroups", "contactgroup", name, groups)
+    expanded = expand_nested("contactgroup", direct, groups, "contactgroup_members",
+                             linker.diags)
+    memberships: dict[str, list[str]] = {name: [] for name in contacts}
+    for name, group in groups.items():
+        group.members = tuple(expanded[name])
+        for member in group.members:
+            memberships[member].append(name)
+    for name, contact in contacts.items():
+        contact.contactgroups = tuple(memberships[name])

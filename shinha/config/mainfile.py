@@ -79,8 +79,8 @@ IGNORED_DIRECTIVES = frozenset({
     "use_true_regexp_matching", "admin_email", "admin_pager", "daemon_dumps_core",
     "use_large_installation_tweaks", "enable_environment_macros", "debug_level",
     "debug_verbosity", "debug_file", "max_debug_file_size", "check_for_updates",
-    "bare_update_check", "query_socket", "check_workers", "log_current_states",
-    "host_down_disable_service_checks", "service_skip_check_dependency_status",
+    "bare_update_check", "query_socket", "check_workers", "host_down_disable_service_checks",
+    "service_skip_check_dependency_status",
     "host_skip_check_dependency_status", "service_check_timeout_state",
     "free_child_process_memory", "child_processes_fork_twice", "external_command_buffer_slots",
     "check_result_buffer_slots", "enable_event_broker_options", "website_url",
@@ -92,11 +92,8 @@ IGNORED_DIRECTIVES = frozenset({
     "human_timestamp_log", "timeout_exit_status", "use_multiprocesses_serializer",
     "ca_cert", "server_cert", "server_key", "hard_ssl_name_check", "http_backend",
     "statsd_host", "statsd_port", "statsd_prefix", "statsd_enabled", "triggers_dir",
-    "packs_dir", "objects_dir", "macros", "resource_macros_names", "max_service_check_spread",
-    "host_check_timeout", "retention_update_interval", "conf_is_correct", "pidfile",
-    "enable_environment_macros", "log_notifications", "log_event_handlers",
-    "log_initial_states", "log_external_commands", "log_passive_checks", "log_service_retries",
-    "log_host_retries", "log_flappings", "log_snapshots", "log_active_checks",
+    "packs_dir", "objects_dir", "macros", "resource_macros_names", "conf_is_correct", "pidfile",
+    "log_flappings", "log_snapshots", "log_active_checks",
     "check_orphaned", "daemon_check_interval", "alignak_name", "config_name",
     "flap_history", "max_plugins_output_length", "cleaning_queues_interval",
     "workdir", "use_ssl",
@@ -131,8 +128,8 @@ def build_main(directives: list[Directive], diags: Diagnostics) -> MainConfig:
     except ValidationError as exc:
         for err in exc.errors():
             key = str(err["loc"][0]) if err["loc"] else ""
-            d = where.get(key)
+            at = where.get(key)
             diags.error(f"{key}: {err['msg']} (got {values.get(key, '')!r})",
-                        d.file if d else None, d.line if d else None)
+                        at.file if at else None, at.line if at else None)
             values.pop(key, None)
         return MainConfig.model_validate(values)

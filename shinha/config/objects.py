@@ -11,7 +11,7 @@ from typing import ClassVar, Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
-Names = list[str]
+Names = tuple[str, ...]
 
 
 class ConfigObject(BaseModel):
@@ -111,9 +111,9 @@ class Checkable(ConfigObject):
     first_notification_delay: float = Field(0.0, ge=0, description="Delay of the first "
                                             "notification, in interval_length units.")
     notification_period: str = Field("", description="Timeperiod for notifications.")
-    notification_options: Names = Field(default_factory=list, description="States that notify.")
-    contacts: Names = Field(default_factory=list, description="Contacts to notify.")
-    contact_groups: Names = Field(default_factory=list, description="Contact groups to notify.")
+    notification_options: Names = Field((), description="States that notify.")
+    contacts: Names = Field((), description="Contacts to notify.")
+    contact_groups: Names = Field((), description="Contact groups to notify.")
     notes: str = Field("", description="Free text shown in the console.")
     notes_url: str = Field("", description="Link shown in the console.")
     action_url: str = Field("", description="Link shown in the console.")
@@ -143,9 +143,9 @@ class Host(Checkable):
     alias: str = Field("", description="Long name; defaults to host_name.")
     address: str = Field("", description="Address checks use ($HOSTADDRESS$); defaults to "
                          "host_name.")
-    parents: Names = Field(default_factory=list, description="Hosts this host is reached "
+    parents: Names = Field((), description="Hosts this host is reached "
                            "through; linked hosts stay in one scheduler part.")
-    hostgroups: Names = Field(default_factory=list, description="Hostgroups it belongs to.")
+    hostgroups: Names = Field((), description="Hostgroups it belongs to.")
     realm: str = Field("", description="Realm; empty: the default realm.")
     initial_state: Literal["o", "d", "u", "up", "down", "unreachable"] = Field(
         "o", description="o (UP), d (DOWN) or u (UNREACHABLE).")
@@ -157,7 +157,7 @@ class Service(Checkable):
     object_type: ClassVar[str] = "service"
     key_property: ClassVar[str] = "service_description"
     list_properties: ClassVar[frozenset[str]] = _CHECKED_COMMON | {
-        "host_name", "hostgroup_name", "servicegroups"}
+        "hostgroup_name", "servicegroups"}
     ignored_properties: ClassVar[frozenset[str]] = _IGNORED_CHECKED | {"host_dependency_enabled"}
     property_aliases: ClassVar[dict[str, str]] = {
         "normal_check_interval": "check_interval",
@@ -167,10 +167,10 @@ class Service(Checkable):
 
     host_name: str = Field("", description="Host(s), comma-separated, `!` excludes, `*` all; "
                            "the loaded object has the one host it was attached to.")
-    hostgroup_name: Names = Field(default_factory=list, description="Attach to every host of "
+    hostgroup_name: Names = Field((), description="Attach to every host of "
                                   "these hostgroups; `!group` excludes.")
     service_description: str = Field(description="Name of the service, unique per host.")
-    servicegroups: Names = Field(default_factory=list, description="Servicegroups it belongs "
+    servicegroups: Names = Field((), description="Servicegroups it belongs "
                                  "to.")
     is_volatile: bool = Field(False, description="Every non-OK result is a new problem.")
     initial_state: Literal["o", "w", "u", "c", "ok", "warning", "unknown", "critical"] = Field(
@@ -191,9 +191,9 @@ class Hostgroup(ConfigObject):
 
     hostgroup_name: str = Field(description="Unique name of the group.")
     alias: str = Field("", description="Long name.")
-    members: Names = Field(default_factory=list, description="Hosts (`*` all; the hosts' "
+    members: Names = Field((), description="Hosts (`*` all; the hosts' "
                            "`hostgroups` add more).")
-    hostgroup_members: Names = Field(default_factory=list, description="Groups whose hosts "
+    hostgroup_members: Names = Field((), description="Groups whose hosts "
                                      "are members too.")
     realm: str = Field("", description="Realm of its hosts that set none (Shinken).")
     notes: str = Field("", description="Free text.")
@@ -211,8 +211,8 @@ class Servicegroup(ConfigObject):
 
     servicegroup_name: str = Field(description="Unique name of the group.")
     alias: str = Field("", description="Long name.")
-    members: Names = Field(default_factory=list, description="`host,service` pairs.")
-    servicegroup_members: Names = Field(default_factory=list, description="Nested groups.")
+    members: Names = Field((), description="`host,service` pairs.")
+    servicegroup_members: Names = Field((), description="Nested groups.")
     notes: str = Field("", description="Free text.")
     notes_url: str = Field("", description="Link.")
     action_url: str = Field("", description="Link.")
@@ -238,16 +238,16 @@ class Contact(ConfigObject):
     alias: str = Field("", description="Long name.")
     email: str = Field("", description="$CONTACTEMAIL$.")
     pager: str = Field("", description="$CONTACTPAGER$.")
-    contactgroups: Names = Field(default_factory=list, description="Groups it belongs to.")
+    contactgroups: Names = Field((), description="Groups it belongs to.")
     host_notifications_enabled: bool = Field(True, description="Notify about hosts.")
     service_notifications_enabled: bool = Field(True, description="Notify about services.")
     host_notification_period: str = Field("", description="Timeperiod.")
     service_notification_period: str = Field("", description="Timeperiod.")
-    host_notification_options: Names = Field(default_factory=list, description="d,u,r,f,s,n.")
-    service_notification_options: Names = Field(default_factory=list,
+    host_notification_options: Names = Field((), description="d,u,r,f,s,n.")
+    service_notification_options: Names = Field((),
                                                 description="w,u,c,r,f,s,n.")
-    host_notification_commands: Names = Field(default_factory=list, description="Commands.")
-    service_notification_commands: Names = Field(default_factory=list, description="Commands.")
+    host_notification_commands: Names = Field((), description="Commands.")
+    service_notification_commands: Names = Field((), description="Commands.")
     customs: dict[str, str] = Field(default_factory=dict, description="`_FOO` variables.")
 
 
@@ -260,8 +260,8 @@ class Contactgroup(ConfigObject):
 
     contactgroup_name: str = Field(description="Unique name.")
     alias: str = Field("", description="Long name.")
-    members: Names = Field(default_factory=list, description="Contacts.")
-    contactgroup_members: Names = Field(default_factory=list, description="Nested groups.")
+    members: Names = Field((), description="Contacts.")
+    contactgroup_members: Names = Field((), description="Nested groups.")
 
 
 class Realm(ConfigObject):
@@ -274,8 +274,8 @@ class Realm(ConfigObject):
 
     realm_name: str = Field(description="Unique name.")
     alias: str = Field("", description="Long name.")
-    realm_members: Names = Field(default_factory=list, description="Sub-realms.")
-    higher_realms: Names = Field(default_factory=list, description="Parent realms (Alignak).")
+    realm_members: Names = Field((), description="Sub-realms.")
+    higher_realms: Names = Field((), description="Parent realms (Alignak).")
     default: bool = Field(False, description="Realm of objects and daemons that name none.")
 
 
@@ -291,6 +291,6 @@ class Module(ConfigObject):
     module_name: str = Field(description="Unique name that daemons list in `modules`.")
     module_type: str = Field("", description="What the module is (sqlite, mysql, …).")
     python_name: str = Field("", description="Alignak's name for module_type.")
-    modules: Names = Field(default_factory=list, description="Sub-modules.")
+    modules: Names = Field((), description="Sub-modules.")
     options: dict[str, str] = Field(default_factory=dict, description="Every other property, "
                                     "as written.")

@@ -10,6 +10,7 @@ Property line numbers are not kept per property (that would double the memory of
 
 from __future__ import annotations
 
+import functools
 import os
 import re
 from dataclasses import dataclass, field
@@ -25,7 +26,7 @@ _TIME_START = re.compile(r"(?<!\S)\d{1,2}:\d{2}")
 class RawObject:
     """One `define` block as written: its type, its properties, where it came from."""
 
-    __slots__ = ("end", "file", "line", "props", "type")
+    __slots__ = ("additive", "end", "file", "line", "props", "type")
 
     def __init__(self, type_: str, file: str, line: int) -> None:
         self.type = type_
@@ -33,6 +34,8 @@ class RawObject:
         self.line = line
         self.end = line
         self.props: dict[str, str] = {}
+        #: Whether a value starts with `+` (additive inheritance needs the slow merge).
+        self.additive = False
 
     def __repr__(self) -> str:
         return f"RawObject({self.type!r}, {self.file}:{self.line})"
@@ -198,6 +201,13 @@ class TreeReader:
 
     def parse_text(self, text: str, file: str) -> None:
         """Parse one file's text; blocks go to the tree, directives are acted on in order."""
+        fast = _fast_blocks(text, file)
+        if fast is not None:
+            self.tree.objects.extend(fast)
+            return
+        self._parse_lines(text, file)
+
+    def _parse_lines(self, text: str, file: str) -> None:
         diags = self.diags
         objects = self.tree.objects
         current: RawObject | None = None
@@ -216,10 +226,9 @@ class TreeReader:
                     if current is not None:
                         props = current.props
                         rest = line[line.index("{") + 1 :].strip()
-                        if rest:
-                            if self._block_line(current, rest, number):
-                                objects.append(current)
-                                current = None
+                        if rest and self._block_line(current, rest, number):
+                            objects.append(current)
+                            current = None
                     continue
                 if line == "}":
                     diags.error("'}' with no open define block", file, number,
@@ -291,20 +300,82 @@ class TreeReader:
                              number, "each property goes on its own line: 'key value'")
             return
         props[key] = value
+        if value[:1] == "+":
+            obj.additive = True
         obj.end = number
+
+
+def _fast_blocks(text: str, file: str) -> list[RawObject] | None:
+    """Read a file made only of plain define blocks; None when it needs the careful reader.
+
+    This is the hot loop of a large tree, so it does the least per line. Anything unusual
+    (directives, continuations, `;` comments after values, braces in odd places, repeated
+    keys, timeperiods whose day lines need the careful reader) sends the whole file to the
+    line-by-line reader, which reports errors precisely.
+    """
+    if "\\\n" in text or "\\\r\n" in text:
+        return None
+    objects: list[RawObject] = []
+    current: RawObject | None = None
+    props: dict[str, str] = {}
+    number = 0
+    for line in text.split("\n"):
+        number += 1
+        parts = line.split(None, 1)
+        if not parts:
+            continue
+        key = parts[0]
+        first = key[0]
+        if first == "#" or first == ";":
+            continue
+        if current is not None:
+            if len(parts) == 2:
+                value = parts[1].rstrip()
+                if ";" in value or value[-1] == "}" or key in props or key == "define":
+                    return None
+                if value[0] == "+":
+                    current.additive = True
+                props[key] = value
+            elif key == "}":
+                current.end = number
+                objects.append(current)
+                current = None
+            elif "}" in key or "{" in key or ";" in key or key in props:
+                return None
+            else:
+                props[key] = ""
+        elif key == "define" and len(parts) == 2:
+            rest = parts[1].rstrip()
+            if rest[-1] != "{":
+                return None
+            type_ = rest[:-1].rstrip()
+            if not type_ or type_ == "timeperiod" or " " in type_ or "\t" in type_:
+                return None
+            current = RawObject(type_, file, number)
+            props = current.props
+        else:
+            return None
+    if current is not None:
+        return None
+    return objects
+
+
+@functools.lru_cache(maxsize=32)
+def _file_lines(file: str) -> list[str]:
+    try:
+        return Path(file).read_text(encoding="utf-8", errors="replace").split("\n")
+    except OSError:
+        return []
 
 
 def locate_property(obj: RawObject, key: str) -> int:
     """Return the line of `key` inside `obj`'s block (the block's line if not found)."""
-    try:
-        text = Path(obj.file).read_text(encoding="utf-8", errors="replace")
-    except OSError:
-        return obj.line
-    lines = text.split("\n")
+    lines = _file_lines(obj.file)
     for number in range(obj.line, min(obj.end, len(lines)) + 1):
         stripped = lines[number - 1].strip()
         if number == obj.line:
             stripped = stripped.partition("{")[2].strip()
+
         if stripped == key or stripped.startswith((key + " ", key + "\t")):
             return number
     return obj.line

@@ -60,10 +60,10 @@ class DateRange(BaseModel):
         if self.kind == "weekday":
             return d.weekday() == self.start.weekday
         if self.kind == "calendar":
-            first = date(self.start.year, self.start.month, self.start.day)
-            last = (date(self.end.year, self.end.month, self.end.day) if self.end.year
-                    else (date.max if self.skip > 1 else first))
-            return first <= d <= last and (d - first).days % self.skip == 0
+            day0 = date(self.start.year, self.start.month, self.start.day)
+            day1 = (date(self.end.year, self.end.month, self.end.day) if self.end.year
+                    else (date.max if self.skip > 1 else day0))
+            return day0 <= d <= day1 and (d - day0).days % self.skip == 0
         step = self._resolver()
         for period in (self._period_of(d, -1), self._period_of(d, 0)):
             first = step(self.start, period)
@@ -224,10 +224,7 @@ def parse_entry(text: str) -> DateRange:
             raise TimeperiodSyntaxError(f"'{text}': the range ends before it starts")
         return DateRange(kind=kind, start=start, end=end, skip=skip, times=times, text=text)
     kind, start = _one_day(days)
-    if kind == "calendar":
-        end = DaySpec() if skip > 1 else start
-    else:
-        end = start
+    end = (DaySpec() if skip > 1 else start) if kind == "calendar" else start
     return DateRange(kind=kind, start=start, end=end, skip=skip, times=times, text=text)
 
 
@@ -268,9 +265,9 @@ class Timeperiod(ConfigObject):
 
     timeperiod_name: str = Field(description="Unique name.")
     alias: str = Field("", description="Long name.")
-    exclude: Names = Field(default_factory=list, description="Timeperiods whose times are "
+    exclude: Names = Field((), description="Timeperiods whose times are "
                            "removed from this one.")
-    ranges: list[DateRange] = Field(default_factory=list, description="Entries: `monday "
+    ranges: tuple[DateRange, ...] = Field((), description="Entries: `monday "
                                     "09:00-17:00`, `day 1 - 15 00:00-24:00`, `2026-12-24 "
                                     "00:00-24:00`, `thursday -1 november …`, `… / N`.")
 
