@@ -103,9 +103,8 @@ class ObjectBuilder:
                 continue
             props: dict[str, Any] = resolve(raw)
             extra = _NO_EXTRA
-            unknown = props.keys() - known
-            if unknown:
-                extra = self._sort_unknown(raw, props, unknown)
+            if not known.issuperset(props):
+                extra = self._sort_unknown(raw, props, props.keys() - known)
             if key_prop not in props:
                 self.diags.error(f"{self.type} has no {key_prop}", raw.file, raw.line,
                                  f"add '{key_prop} NAME' (or 'register 0' if it is a template)")
@@ -115,8 +114,9 @@ class ObjectBuilder:
                 extracted.append(value)
                 if value and "," not in value and "!" not in value and "*" not in value:
                     props[extract] = value.strip()  # one plain name: validated in place
-            for key in lists & props.keys():
-                props[key] = [x for x in (p.strip() for p in props[key].split(",")) if x]
+            if not lists.isdisjoint(props):
+                for key in lists & props.keys():
+                    props[key] = [x for x in (p.strip() for p in props[key].split(",")) if x]
             props["source_file"] = raw.file
             props["source_line"] = raw.line
             inputs.append(props)

@@ -331,7 +331,8 @@ def _fast_blocks(text: str, file: str) -> list[RawObject] | None:
         if current is not None:
             if len(parts) == 2:
                 value = parts[1].rstrip()
-                if ";" in value or value[-1] == "}" or key in props or key == "define":
+                if (";" in line or value[-1] == "}" or key in props or key == "define"
+                        or "{" in key or "}" in key):
                     return None
                 if value[0] == "+":
                     current.additive = True
@@ -348,8 +349,11 @@ def _fast_blocks(text: str, file: str) -> list[RawObject] | None:
             rest = parts[1].rstrip()
             if rest[-1] != "{":
                 return None
-            type_ = rest[:-1].rstrip()
-            if not type_ or type_ == "timeperiod" or " " in type_ or "\t" in type_:
+            words = rest[:-1].split()
+            if len(words) != 1:
+                return None
+            type_ = words[0]
+            if type_ == "timeperiod" or "{" in type_ or "}" in type_ or ";" in type_:
                 return None
             current = RawObject(type_, file, number)
             props = current.props
