@@ -13,3 +13,46 @@ class ConfigError(ShinhaError):
     def __init__(self, message: str, diagnostics: list[object] | None = None) -> None:
         super().__init__(message)
         self.diagnostics = diagnostics or []
+
+
+class DaemonError(ShinhaError):
+    """A daemon cannot start or run (its state dir is taken, it is not defined, …)."""
+
+
+class PeerError(ShinhaError):
+    """A call to another daemon failed."""
+
+    def __init__(self, peer: str, message: str) -> None:
+        super().__init__(f"{peer}: {message}")
+        self.peer = peer
+
+
+class PeerUnreachable(PeerError):
+    """The peer did not answer (connection refused, timeout, TLS failure)."""
+
+
+class PeerRefused(PeerError):
+    """The peer answered with an error status."""
+
+    def __init__(self, peer: str, status: int, body: str) -> None:
+        super().__init__(peer, f"HTTP {status}: {body[:200]}")
+        self.status = status
+        self.body = body
+
+
+class StaleEpoch(PeerRefused):
+    """The peer holds a higher epoch and refused our request (409)."""
+
+    def __init__(self, peer: str, epoch: int, body: str) -> None:
+        super().__init__(peer, 409, body)
+        self.epoch = epoch
+
+
+class RequestError(ShinhaError):
+    """A request we received is bad: 4xx with the field at fault."""
+
+    def __init__(self, status: int, error: str, message: str, field: str | None = None) -> None:
+        super().__init__(message)
+        self.status = status
+        self.error = error
+        self.field = field

@@ -111,7 +111,7 @@ def reference() -> str:
     out += ["### Daemons", "",
             "Every daemon definition has the properties of the first table; each role adds its "
             "own. Daemon intervals are in seconds.", ""]
-    for role, model in DAEMON_MODELS.items():
+    for model in DAEMON_MODELS.values():
         out += _object_section(model)
     out += ["### Types that load with a warning", "",
             "| type | why it is ignored |", "|---|---|"]

@@ -33,6 +33,10 @@ class MainConfig(BaseModel):
     allow_empty_hostgroup_assignment: bool = Field(False, description="A service on an empty "
                                                    "hostgroup is a warning, not an error.")
     use_timezone: str = Field("", description="Time zone of timeperiods; empty: the system's.")
+    ca_cert: str = Field("", description="CA certificate daemons use to check each other's TLS "
+                         "certificates (daemons with use_ssl 1).")
+    server_cert: str = Field("", description="Certificate a daemon with use_ssl 1 serves.")
+    server_key: str = Field("", description="Private key of server_cert.", repr=False)
 
 
 #: Directives of nagios.cfg (Nagios 4) and shinken.cfg that shinha reads and ignores.
@@ -90,7 +94,7 @@ IGNORED_DIRECTIVES = frozenset({
     "daemon_thread_pool_size", "idontcareaboutsecurity", "enable_problem_impacts_states_change",
     "no_event_handlers_during_downtimes", "disable_old_nagios_parameters_whining",
     "human_timestamp_log", "timeout_exit_status", "use_multiprocesses_serializer",
-    "ca_cert", "server_cert", "server_key", "hard_ssl_name_check", "http_backend",
+    "hard_ssl_name_check", "http_backend",
     "statsd_host", "statsd_port", "statsd_prefix", "statsd_enabled", "triggers_dir",
     "packs_dir", "objects_dir", "macros", "resource_macros_names", "conf_is_correct", "pidfile",
     "log_flappings", "log_snapshots", "log_active_checks",

@@ -47,11 +47,14 @@ class Command(ConfigObject):
 
     object_type: ClassVar[str] = "command"
     key_property: ClassVar[str] = "command_name"
-    ignored_properties: ClassVar[frozenset[str]] = frozenset({"module_type", "reactionner_tag"})
+    ignored_properties: ClassVar[frozenset[str]] = frozenset({"reactionner_tag"})
 
     command_name: str = Field(description="Name that `check_command` and handlers refer to.")
     command_line: str = Field(description="What to run; macros are expanded by the scheduler.")
     poller_tag: str = Field("None", description="Only pollers with this tag run it (Shinken).")
+    module_type: str = Field("fork", description="fork: the poller runs command_line as a "
+                             "plugin; tcp or http: the poller runs a native check, with "
+                             "command_line holding its key=value arguments.")
     timeout: int = Field(-1, description="Seconds before the plugin is killed; -1: the main "
                          "file's service_check_timeout/host_check_timeout.")
 

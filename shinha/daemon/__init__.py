@@ -1,0 +1,1 @@
+"""The runtime every daemon shares: process entry, state dir, tasks, peers, HTTP, metrics."""

@@ -1,0 +1,265 @@
+"""The thin base every daemon role builds on. It never asks "which role am I?": a role adds its
+routes, its dispatch handling, its status and its background loops by overriding hooks."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import os
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, ClassVar
+
+from aiohttp import web
+
+from shinha import __version__
+from shinha.clock import Clock, SystemClock
+from shinha.config.daemons import DaemonLink
+from shinha.config.loader import Config
+from shinha.daemon.metrics import Metrics
+from shinha.daemon.peers import PeerLink
+from shinha.daemon.state import StateDir
+from shinha.daemon.tasks import TaskRegistry
+from shinha.errors import DaemonError
+from shinha.http.client import PeerClient
+from shinha.http.server import (
+    check_secret,
+    json_response,
+    make_app,
+    read_model,
+    server_ssl_context,
+)
+from shinha.wire import (
+    DaemonRef,
+    Dispatch,
+    DispatchReply,
+    Fence,
+    FencedRefusal,
+    PingReply,
+    Role,
+    StatusReply,
+    Topology,
+)
+
+log = logging.getLogger(__name__)
+
+
+@dataclass
+class DaemonContext:
+    """Everything a daemon is started with."""
+
+    config: Config
+    link: DaemonLink
+    state_root: Path
+    clock: Clock = field(default_factory=SystemClock)
+
+
+def daemon_ref(link: DaemonLink) -> DaemonRef:
+    return DaemonRef(name=link.name, role=link.role, address=link.address,
+                     port=link.listen_port, use_ssl=link.use_ssl, spare=link.spare,
+                     realm=link.realm)
+
+
+def state_root(config: Config) -> Path:
+    """The workdir of the main file: each daemon's state dir is `<workdir>/<role>-<name>`."""
+    workdir = Path(config.main.workdir)
+    if not workdir.is_absolute():
+        workdir = Path(config.main_file).parent / workdir
+    return workdir.resolve()
+
+
+class Fenced(Exception):
+    """A request from an epoch lower than ours: answered 409."""
+
+    def __init__(self, held: int, got: int) -> None:
+        super().__init__(f"epoch {got} is older than the epoch {held} this daemon holds")
+        self.held = held
+
+
+class Daemon:
+    """A daemon: `start()` serves, `stop()` drains in stages with deadlines."""
+
+    role: ClassVar[Role]
+
+    def __init__(self, ctx: DaemonContext) -> None:
+        self.ctx = ctx
+        self.config = ctx.config
+        self.link = ctx.link
+        self.name = ctx.link.name
+        self.clock = ctx.clock
+        self.ref = daemon_ref(ctx.link)
+        self.secret = ctx.config.main.cluster_secret
+        self.state = StateDir(ctx.state_root / f"{self.role}-{self.name}")
+        self.tasks = TaskRegistry(self.name)
+        self.metrics = Metrics()
+        main = ctx.config.main
+        self.client = PeerClient(self.secret, ca_cert=_abs(ctx.config, main.ca_cert),
+                                 check_hostname=ctx.link.hard_ssl_name_check)
+        self.epoch = 0
+        self.fence: Fence | None = None
+        self.topology = Topology()
+        self.started_at = 0.0
+        self._runner: web.AppRunner | None = None
+        self.stopping = asyncio.Event()
+
+    # --- life cycle -----------------------------------------------------------------------
+
+    async def start(self) -> None:
+        """Take the state dir, listen, then start the role's loops."""
+        if not self.secret:
+            raise DaemonError("cluster_secret is empty in the main file: every daemon needs it")
+        self.state.open()
+        self.epoch = int(self.state.load("epoch", {"epoch": 0}).get("epoch", 0))
+        self.started_at = self.clock.time()
+        await self.client.start()
+        app = make_app()
+        app.router.add_get("/ping", self._ping)
+        app.router.add_get("/status", self._status)
+        app.router.add_get("/metrics", self._metrics)
+        app.router.add_post("/dispatch", self._dispatch)
+        self.add_routes(app)
+        self._runner = web.AppRunner(app, access_log=None, handle_signals=False)
+        await self._runner.setup()
+        ssl_ctx = None
+        if self.link.use_ssl:
+            main = self.config.main
+            if not (main.server_cert and main.server_key):
+                raise DaemonError(f"{self.role} {self.name} has use_ssl 1 but the main file "
+                                  "sets no server_cert/server_key")
+            ssl_ctx = server_ssl_context(_abs(self.config, main.server_cert),
+                                         _abs(self.config, main.server_key))
+        site = web.TCPSite(self._runner, self.link.address, self.link.listen_port,
+                           ssl_context=ssl_ctx, reuse_address=True)
+        try:
+            await site.start()
+        except OSError as exc:
+            raise DaemonError(f"cannot listen on {self.link.address}:{self.link.listen_port}: "
+                              f"{exc.strerror}") from None
+        await self.on_start()
+        log.info("%s %s started (pid %d) on %s, epoch %d", self.role, self.name, os.getpid(),
+                 self.ref.url, self.epoch)
+
+    async def stop(self, deadline: float = 10.0) -> None:
+        """Stop in stages: the role drains, the loops are cancelled, the server closes."""
+        self.stopping.set()
+        try:
+            await asyncio.wait_for(self.on_stop(), timeout=deadline)
+        except TimeoutError:
+            log.warning("%s %s: draining took longer than %.0f s", self.role, self.name,
+                        deadline)
+        await self.tasks.cancel_all(deadline=2.0)
+        if self._runner is not None:
+            await self._runner.cleanup()
+        await self.client.close()
+        await self.on_closed()
+        self.state.close()
+        log.info("%s %s stopped", self.role, self.name)
+
+    async def reload(self) -> None:
+        """SIGHUP: nothing to re-read for most roles (the arbiter re-reads its tree)."""
+        log.info("%s %s: reload requested (nothing to do for this role)", self.role, self.name)
+
+    # --- hooks for the roles ----------------------------------------------------------------
+
+    def add_routes(self, app: web.Application) -> None:
+        """Add the role's endpoints."""
+
+    async def on_start(self) -> None:
+        """Start the role's background loops (with self.tasks.spawn)."""
+
+    async def on_stop(self) -> None:
+        """Drain: flush what must not be lost."""
+
+    async def on_closed(self) -> None:
+        """Release what outlives the server (databases)."""
+
+    async def apply_dispatch(self, dispatch: Dispatch) -> bool:
+        """Take a dispatch (fence already checked); return whether anything changed."""
+        changed = dispatch.topology != self.topology
+        self.topology = dispatch.topology
+        return changed
+
+    def owns(self) -> dict[str, Any]:
+        """What this daemon holds, for /status."""
+        return {}
+
+    def peers(self) -> list[PeerLink]:
+        return []
+
+    @property
+    def active(self) -> bool:
+        return not self.link.spare or self.fence is not None
+
+    @property
+    def part_hash(self) -> str:
+        return ""
+
+    # --- fencing ----------------------------------------------------------------------------
+
+    def accept_epoch(self, epoch: int) -> None:
+        """Refuse an older epoch; persist a newer one before acting on it."""
+        if epoch < self.epoch:
+            self.metrics.inc("fenced_requests_total", help_text="Requests refused for a "
+                             "stale epoch.")
+            raise Fenced(self.epoch, epoch)
+        if epoch > self.epoch:
+            log.info("%s %s: epoch %d -> %d", self.role, self.name, self.epoch, epoch)
+            self.epoch = epoch
+            self.state.save("epoch", {"epoch": epoch})
+
+    # --- common endpoints -------------------------------------------------------------------
+
+    async def _ping(self, request: web.Request) -> web.Response:
+        fence = self.fence
+        return json_response(PingReply(role=self.role, name=self.name, epoch=self.epoch,
+                                       config_hash=fence.config_hash if fence else "",
+                                       part_hash=self.part_hash))
+
+    def status(self) -> StatusReply:
+        fence = self.fence
+        return StatusReply(role=self.role, name=self.name, version=__version__,
+                           pid=os.getpid(), started_at=self.started_at, active=self.active,
+                           spare=self.link.spare, epoch=self.epoch,
+                           config_hash=fence.config_hash if fence else "",
+                           part_hash=self.part_hash,
+                           peers=[p.view() for p in self.peers()], owns=self.owns())
+
+    async def _status(self, request: web.Request) -> web.Response:
+        return json_response(self.status())
+
+    async def _metrics(self, request: web.Request) -> web.Response:
+        self.metrics.set("epoch", self.epoch, help_text="Highest epoch this daemon holds.")
+        self.metrics.set("up", 1, help_text="1 while the daemon serves.", role=self.role,
+                         name=self.name)
+        return web.Response(text=self.metrics.render(),
+                            content_type="text/plain", charset="utf-8",
+                            headers={"X-Content-Type-Options": "nosniff"})
+
+    async def _dispatch(self, request: web.Request) -> web.Response:
+        check_secret(request, self.secret)
+        dispatch = await read_model(request, Dispatch)
+        try:
+            self.accept_epoch(dispatch.fence.epoch)
+        except Fenced as exc:
+            return refusal(exc)
+        changed = await self.apply_dispatch(dispatch)
+        self.fence = dispatch.fence
+        self.metrics.inc("dispatches_total", help_text="Dispatches received.",
+                         changed=str(changed).lower())
+        if changed:
+            log.info("%s %s: configuration from arbiter %s (epoch %d, config %s) applied",
+                     self.role, self.name, dispatch.fence.arbiter, dispatch.fence.epoch,
+                     dispatch.fence.config_hash)
+        return json_response(DispatchReply(accepted=True, reconfigured=changed,
+                                           epoch=self.epoch, part_hash=self.part_hash))
+
+
+def refusal(exc: Fenced) -> web.Response:
+    return json_response(FencedRefusal(epoch=exc.held, message=str(exc)), status=409)
+
+
+def _abs(config: Config, path: str) -> str:
+    if not path:
+        return ""
+    p = Path(path)
+    return str(p if p.is_absolute() else Path(config.main_file).parent / p)

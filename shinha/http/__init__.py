@@ -1,0 +1,1 @@
+"""The HTTP layer: an aiohttp server with auth and validation, a client with timeouts."""

@@ -1,0 +1,87 @@
+"""Client side of the wire: one session per daemon, a timeout on every call, bounded retries."""
+
+from __future__ import annotations
+
+import asyncio
+import random
+import ssl
+from typing import TypeVar
+
+import aiohttp
+from pydantic import BaseModel, ValidationError
+
+from shinha.errors import PeerError, PeerRefused, PeerUnreachable, StaleEpoch
+from shinha.wire import DaemonRef, FencedRefusal
+
+M = TypeVar("M", bound=BaseModel)
+
+
+class PeerClient:
+    """Calls other daemons; raises PeerUnreachable, PeerRefused or StaleEpoch, never returns
+    an error value."""
+
+    def __init__(self, secret: str, ca_cert: str = "", check_hostname: bool = False) -> None:
+        self.secret = secret
+        self._session: aiohttp.ClientSession | None = None
+        self._ssl: ssl.SSLContext | None = None
+        if ca_cert:
+            self._ssl = ssl.create_default_context(cafile=ca_cert)
+            self._ssl.check_hostname = check_hostname
+
+    async def start(self) -> None:
+        self._session = aiohttp.ClientSession(
+            connector=aiohttp.TCPConnector(limit=256, ttl_dns_cache=60),
+            headers={"Authorization": f"Bearer {self.secret}"})
+
+    async def close(self) -> None:
+        if self._session is not None:
+            await self._session.close()
+            self._session = None
+
+    async def call(self, peer: DaemonRef, method: str, path: str, body: BaseModel | None,
+                   reply: type[M], timeout: float) -> M:
+        """Make one call and validate the reply."""
+        if self._session is None:
+            raise PeerUnreachable(peer.name, "client not started")
+        data = body.model_dump_json().encode() if body is not None else None
+        ctx: ssl.SSLContext | bool = self._ssl if (peer.use_ssl and self._ssl) else (
+            peer.use_ssl)
+        try:
+            async with self._session.request(
+                method, peer.url + path, data=data, ssl=ctx,
+                headers={"Content-Type": "application/json"} if data is not None else None,
+                timeout=aiohttp.ClientTimeout(total=timeout),
+            ) as resp:
+                payload = await resp.read()
+                status = resp.status
+        except (aiohttp.ClientError, TimeoutError, OSError, ssl.SSLError) as exc:
+            raise PeerUnreachable(peer.name, f"{method} {path}: {type(exc).__name__}: "
+                                  f"{exc}".rstrip(": ")) from None
+        text = payload.decode("utf-8", "replace")
+        if status == 409:
+            try:
+                refusal = FencedRefusal.model_validate_json(payload)
+            except ValidationError:
+                raise PeerRefused(peer.name, status, text) from None
+            raise StaleEpoch(peer.name, refusal.epoch, text)
+        if status >= 400:
+            raise PeerRefused(peer.name, status, text)
+        try:
+            return reply.model_validate_json(payload)
+        except ValidationError as exc:
+            raise PeerError(peer.name, f"bad reply to {path}: {exc.errors()[0]['msg']}") \
+                from None
+
+    async def call_with_retries(self, peer: DaemonRef, method: str, path: str,
+                                body: BaseModel | None, reply: type[M], timeout: float,
+                                attempts: int = 3, base_delay: float = 0.2) -> M:
+        """Retry unreachable peers a bounded number of times, backing off with jitter."""
+        for attempt in range(1, attempts + 1):
+            try:
+                return await self.call(peer, method, path, body, reply, timeout)
+            except PeerUnreachable:
+                if attempt == attempts:
+                    raise
+                delay = base_delay * (2 ** (attempt - 1))
+                await asyncio.sleep(delay * (0.5 + random.random()))
+        raise AssertionError("unreachable")

@@ -1,0 +1,369 @@
+"""Every message that crosses the wire between daemons: versioned pydantic models.
+
+No Python class names, no pickle: each payload is JSON validated into one of these models, and
+a request whose body does not validate gets a 400 naming the field at fault.
+"""
+
+from __future__ import annotations
+
+from typing import Literal
+
+from pydantic import BaseModel, ConfigDict, Field
+
+from shinha.config.objects import Command, Host, Service
+from shinha.config.timeperiod import Timeperiod
+
+SCHEMA_VERSION = 1
+Role = Literal["arbiter", "scheduler", "poller", "dataserver", "receiver"]
+ROLES: tuple[Role, ...] = ("arbiter", "scheduler", "poller", "dataserver", "receiver")
+
+
+class Wire(BaseModel):
+    """Base of every wire payload: strict about unknown fields, carries the schema version."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    schema_version: int = Field(SCHEMA_VERSION, ge=1, le=SCHEMA_VERSION)
+
+
+class Fence(BaseModel):
+    """Who dispatched this, under which epoch, from which configuration."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    epoch: int = Field(ge=0)
+    arbiter: str
+    config_hash: str
+
+
+class DaemonRef(BaseModel):
+    """How to reach a daemon."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    name: str
+    role: Role
+    address: str
+    port: int
+    use_ssl: bool = False
+    spare: bool = False
+    realm: str = ""
+
+    @property
+    def url(self) -> str:
+        scheme = "https" if self.use_ssl else "http"
+        return f"{scheme}://{self.address}:{self.port}"
+
+
+# --- health and status -------------------------------------------------------------------
+
+
+class PingReply(Wire):
+    role: Role
+    name: str
+    epoch: int
+    config_hash: str = ""
+    part_hash: str = ""
+
+
+class PeerView(BaseModel):
+    """What one daemon knows of a peer."""
+
+    name: str
+    role: Role
+    address: str
+    alive: bool
+    attempts: int = 0
+    last_contact: float | None = Field(None, description="Wall time of the last answer.")
+
+
+class StatusReply(Wire):
+    role: Role
+    name: str
+    version: str
+    pid: int
+    started_at: float
+    active: bool = Field(description="Working (a master, or a spare in use) rather than idle.")
+    spare: bool
+    epoch: int
+    config_hash: str
+    part_hash: str = ""
+    peers: list[PeerView] = Field(default_factory=list)
+    owns: dict[str, object] = Field(default_factory=dict)
+
+
+# --- dispatch ------------------------------------------------------------------------------
+
+
+class CheckSettings(BaseModel):
+    """Main-file settings a scheduler needs to run its part."""
+
+    interval_length: int = 60
+    service_check_timeout: int = 60
+    host_check_timeout: int = 30
+    service_check_timeout_state: Literal["c", "u", "w", "o"] = "c"
+    max_plugins_output_length: int = 8192
+
+
+class SchedulerPart(BaseModel):
+    """One scheduler's share of the monitored objects, everything it needs to run them."""
+
+    part_id: str
+    part_hash: str
+    realm: str
+    hosts: list[Host]
+    services: list[Service]
+    commands: list[Command]
+    timeperiods: list[Timeperiod]
+    resources: dict[str, str] = Field(default_factory=dict, repr=False)
+    settings: CheckSettings = Field(default_factory=CheckSettings)
+
+
+class Topology(BaseModel):
+    """Where the active daemons are and who owns which host; sent to every daemon."""
+
+    schedulers: list[DaemonRef] = Field(default_factory=list)
+    pollers: list[DaemonRef] = Field(default_factory=list)
+    dataservers: list[DaemonRef] = Field(default_factory=list)
+    receivers: list[DaemonRef] = Field(default_factory=list)
+    host_owner: dict[str, str] = Field(default_factory=dict, description="host -> scheduler")
+
+
+class Dispatch(Wire):
+    """What an arbiter sends a daemon: the fence, the topology, and for a scheduler its part."""
+
+    fence: Fence
+    topology: Topology
+    part: SchedulerPart | None = None
+
+
+class DispatchReply(Wire):
+    accepted: bool
+    reconfigured: bool = Field(description="False when the daemon already held this part.")
+    epoch: int
+    part_hash: str = ""
+
+
+class FencedRefusal(Wire):
+    """409: the request came from an epoch lower than the one this daemon holds."""
+
+    error: Literal["stale_epoch"] = "stale_epoch"
+    epoch: int
+    message: str
+
+
+# --- checks --------------------------------------------------------------------------------
+
+
+class PerfDatum(BaseModel):
+    """One `label=value[UOM];[warn];[crit];[min];[max]` item of plugin performance data."""
+
+    label: str
+    value: float | None
+    uom: str = ""
+    warn: str = ""
+    crit: str = ""
+    min: float | None = None
+    max: float | None = None
+
+
+class CheckJob(Wire):
+    """A check a poller must run now."""
+
+    job_id: str
+    host: str
+    service: str = Field("", description="Empty for a host check.")
+    command_line: str
+    module_type: str = Field("fork", description="fork: a plugin; tcp, http: native checks.")
+    timeout: float = Field(gt=0)
+    timeout_state: int = Field(2, ge=0, le=3)
+    due: float = Field(description="Wall time it was due.")
+    poller_tag: str = "None"
+
+
+class CheckResult(Wire):
+    """The outcome of one check run (active or passive). `result_id` makes writes idempotent."""
+
+    result_id: str = Field(min_length=8, max_length=64)
+    job_id: str = ""
+    host: str = Field(min_length=1)
+    service: str = ""
+    return_code: int = Field(ge=0, le=3)
+    output: str = ""
+    long_output: str = ""
+    perfdata: list[PerfDatum] = Field(default_factory=list)
+    started: float = 0.0
+    finished: float = 0.0
+    latency: float = 0.0
+    timed_out: bool = False
+    passive: bool = False
+    poller: str = ""
+
+
+class PullRequest(Wire):
+    poller: str
+    tags: list[str] = Field(default_factory=lambda: ["None"])
+    max_jobs: int = Field(64, ge=1, le=10_000)
+    wait: float = Field(1.0, ge=0, le=30)
+
+
+class PullReply(Wire):
+    jobs: list[CheckJob]
+
+
+class ResultBatch(Wire):
+    poller: str
+    results: list[CheckResult] = Field(max_length=10_000)
+
+
+class ResultAck(Wire):
+    """Which results are now safe (a data-server holds them) and which must be sent again."""
+
+    acked: list[str]
+    retry: list[str] = Field(default_factory=list)
+    rerouted: dict[str, str] = Field(default_factory=dict, description="result -> scheduler "
+                                     "that owns its host now")
+
+
+# --- storage -------------------------------------------------------------------------------
+
+
+class StateRow(BaseModel):
+    """The current state of one host (service "") or service: what a scheduler resumes from."""
+
+    host: str
+    service: str = ""
+    state: int = Field(0, ge=0, le=4, description="0-3; 4 = PENDING (never checked)")
+    state_type: Literal["SOFT", "HARD"] = "HARD"
+    attempt: int = 1
+    last_check: float = 0.0
+    last_state_change: float = 0.0
+    last_hard_state: int = 0
+    last_hard_state_change: float = 0.0
+    output: str = ""
+    long_output: str = ""
+    perfdata: list[PerfDatum] = Field(default_factory=list)
+    acknowledged: bool = False
+    ack_author: str = ""
+    ack_comment: str = ""
+    ack_sticky: bool = False
+    downtimes: list[Downtime] = Field(default_factory=list)
+    last_result_id: str = ""
+
+
+class Downtime(BaseModel):
+    downtime_id: str
+    host: str
+    service: str = ""
+    start: float
+    end: float
+    fixed: bool = True
+    duration: float = 0
+    author: str = ""
+    comment: str = ""
+
+
+class Event(BaseModel):
+    """A state change, an acknowledgement, a downtime: the history of a host or service."""
+
+    event_id: str
+    time: float
+    host: str
+    service: str = ""
+    kind: Literal["state", "ack", "unack", "downtime_start", "downtime_end", "downtime_add",
+                  "downtime_remove", "command"]
+    state: int | None = None
+    state_type: str = ""
+    attempt: int = 0
+    output: str = ""
+    detail: str = ""
+
+
+class IngestBatch(Wire):
+    scheduler: str
+    epoch: int = 0
+    results: list[CheckResult] = Field(default_factory=list, max_length=50_000)
+    states: list[StateRow] = Field(default_factory=list, max_length=50_000)
+    events: list[Event] = Field(default_factory=list, max_length=50_000)
+
+
+class IngestReply(Wire):
+    accepted: list[str]
+    stored_new: int
+    only_bumped: int
+    duplicates: int
+
+
+class StateQuery(Wire):
+    hosts: list[str] = Field(max_length=200_000)
+
+
+class StateAnswer(Wire):
+    states: list[StateRow]
+
+
+# --- receiver ------------------------------------------------------------------------------
+
+
+class PassiveResult(BaseModel):
+    """A passive result as an operator or agent sends it to a receiver."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    host: str = Field(min_length=1, max_length=255)
+    service: str = Field("", max_length=255)
+    return_code: int = Field(ge=0, le=3)
+    output: str = Field("", max_length=65_536)
+    long_output: str = Field("", max_length=1_048_576)
+    perfdata: str = Field("", max_length=65_536)
+    time: float | None = None
+    result_id: str | None = Field(None, min_length=8, max_length=64)
+
+
+class PassiveBatch(Wire):
+    results: list[PassiveResult] = Field(min_length=1, max_length=10_000)
+
+
+class CommandLines(Wire):
+    commands: list[str] = Field(min_length=1, max_length=10_000)
+
+
+class ExternalCommand(BaseModel):
+    """A parsed external command, routed to the scheduler of its host."""
+
+    command_id: str
+    name: str
+    host: str
+    service: str = ""
+    args: list[str] = Field(default_factory=list)
+    entry_time: float
+
+
+class SchedulerInbox(Wire):
+    """What a receiver hands a scheduler: passive results and commands."""
+
+    results: list[CheckResult] = Field(default_factory=list, max_length=10_000)
+    commands: list[ExternalCommand] = Field(default_factory=list, max_length=10_000)
+
+
+class InboxAck(Wire):
+    taken: list[str]
+    not_mine: list[str] = Field(default_factory=list)
+
+
+class Accepted(Wire):
+    """202: the receiver holds these (queued until their scheduler takes them)."""
+
+    accepted: int
+    ids: list[str]
+
+
+class ErrorBody(BaseModel):
+    """Every 4xx/5xx body."""
+
+    error: str
+    message: str
+    field: str | None = None
+
+
+StateRow.model_rebuild()
