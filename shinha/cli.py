@@ -49,6 +49,33 @@ def _check_config(args: argparse.Namespace) -> int:
     return 0 if result.ok else 1
 
 
+def _run(args: argparse.Namespace) -> int:
+    from shinha.launcher import run
+
+    return run(args.config, args.host, args.log_level)
+
+
+def _daemon(args: argparse.Namespace) -> int:
+    from shinha.daemon.process import run_daemon
+
+    return run_daemon(args.config, args.role, args.name, args.log_level)
+
+
+def _ctl(args: argparse.Namespace) -> int:
+    from shinha import ctl
+
+    try:
+        if args.command == "status":
+            return ctl.status(args.config, args.json)
+        if args.command == "send-result":
+            return ctl.send_result(args.config, args.host, args.service or "", args.code,
+                                   args.output, args.receiver)
+        return ctl.command(args.config, args.lines, args.receiver)
+    except ctl.CtlError as exc:
+        print(f"shinha {args.command}: {exc}", file=sys.stderr)
+        return 1
+
+
 def build_parser() -> argparse.ArgumentParser:
     """Return the argument parser of the `shinha` command."""
     parser = argparse.ArgumentParser(prog="shinha", description="shinha monitoring cluster")
@@ -58,6 +85,46 @@ def build_parser() -> argparse.ArgumentParser:
                        help=f"main configuration file (default {DEFAULT_MAIN})")
     check.add_argument("--json", action="store_true", help="print one JSON document")
     check.set_defaults(func=_check_config)
+
+    def config_opt(p: argparse.ArgumentParser) -> None:
+        p.add_argument("-c", "--config", default=DEFAULT_MAIN,
+                       help=f"main configuration file (default {DEFAULT_MAIN})")
+
+    run = sub.add_parser("run", help="start every daemon defined for this host")
+    config_opt(run)
+    run.add_argument("--host", help="host_name whose daemons to start (default: this "
+                     "machine's hostname, else localhost)")
+    run.add_argument("--log-level", default="INFO")
+    run.set_defaults(func=_run)
+
+    daemon = sub.add_parser("daemon", help="run one daemon in the foreground")
+    daemon.add_argument("role", choices=["arbiter", "scheduler", "poller", "dataserver",
+                                         "receiver"])
+    daemon.add_argument("name")
+    config_opt(daemon)
+    daemon.add_argument("--log-level", default="INFO")
+    daemon.set_defaults(func=_daemon)
+
+    status = sub.add_parser("status", help="print the cluster view")
+    config_opt(status)
+    status.add_argument("--json", action="store_true")
+    status.set_defaults(func=_ctl)
+
+    send = sub.add_parser("send-result", help="send a passive result to a receiver")
+    config_opt(send)
+    send.add_argument("host")
+    send.add_argument("service", nargs="?", default="", help="omit for a host result")
+    send.add_argument("--code", type=int, required=True, choices=[0, 1, 2, 3])
+    send.add_argument("--output", default="")
+    send.add_argument("--receiver", help="receiver name (default: the first that answers)")
+    send.set_defaults(func=_ctl)
+
+    cmd = sub.add_parser("command", help="send Nagios external command lines to a receiver")
+    config_opt(cmd)
+    cmd.add_argument("lines", nargs="+", metavar="LINE",
+                     help="e.g. 'ACKNOWLEDGE_SVC_PROBLEM;web;HTTP;2;0;1;alice;looking'")
+    cmd.add_argument("--receiver")
+    cmd.set_defaults(func=_ctl)
     return parser
 
 

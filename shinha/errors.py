@@ -19,6 +19,14 @@ class DaemonError(ShinhaError):
     """A daemon cannot start or run (its state dir is taken, it is not defined, …)."""
 
 
+class StorageError(ShinhaError):
+    """The data-server's database cannot be opened, read or written."""
+
+
+class ExecutorClosed(ShinhaError):
+    """The poller's check executor is stopped or stopping: the check has no result."""
+
+
 class PeerError(ShinhaError):
     """A call to another daemon failed."""
 

@@ -202,6 +202,8 @@ class CheckResult(Wire):
 
 class PullRequest(Wire):
     poller: str
+    instance: str = Field("", max_length=64, description="Changes at every poller start: "
+                          "checks handed to an older instance are orphans at once.")
     tags: list[str] = Field(default_factory=lambda: ["None"])
     max_jobs: int = Field(64, ge=1, le=10_000)
     wait: float = Field(1.0, ge=0, le=30)

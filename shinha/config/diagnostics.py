@@ -44,18 +44,26 @@ class Diagnostics:
     """The growing list of diagnostics of one load; loading goes on after an error."""
 
     items: list[Diagnostic] = field(default_factory=list)
+    _seen: set[Diagnostic] = field(default_factory=set, init=False, repr=False)
+
+    def _add(self, diag: Diagnostic) -> None:
+        # One problem met through many objects (a typo in a template that 1,000 hosts use)
+        # is reported once, not once per object.
+        if diag not in self._seen:
+            self._seen.add(diag)
+            self.items.append(diag)
 
     def error(
         self, message: str, file: str | None = None, line: int | None = None,
         hint: str | None = None,
     ) -> None:
-        self.items.append(Diagnostic("error", message, file, line, hint))
+        self._add(Diagnostic("error", message, file, line, hint))
 
     def warning(
         self, message: str, file: str | None = None, line: int | None = None,
         hint: str | None = None,
     ) -> None:
-        self.items.append(Diagnostic("warning", message, file, line, hint))
+        self._add(Diagnostic("warning", message, file, line, hint))
 
     @property
     def errors(self) -> list[Diagnostic]:

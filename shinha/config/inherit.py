@@ -3,7 +3,9 @@
 An object's own properties win; then its `use` parents left to right, each parent fully
 resolved (depth-first) before the next is looked at. A value starting with `+` adds to the
 inherited list instead of replacing it; the value `null` cancels an inherited value. `name`,
-`register` and `use` are not inherited.
+`register` and `use` are not inherited. Custom variables (`_FOO`) are case-insensitive, as in
+Nagios: their names are upper-cased before merging, so an object's `_FOO` beats a template's
+`_foo`.
 """
 
 from __future__ import annotations
@@ -22,6 +24,8 @@ class Inheritance:
         self.templates = templates
         self.diags = diags
         self._resolved: dict[str, dict[str, str]] = {}
+        #: Resolved templates that carry custom variables.
+        self._with_customs: set[str] = set()
         self._visiting: set[str] = set()
         self._broken: set[str] = set()
 
@@ -51,6 +55,8 @@ class Inheritance:
             self._broken.add(name)
             return None
         self._resolved[name] = resolved
+        if any(key[:1] == "_" for key in resolved):
+            self._with_customs.add(name)
         return resolved
 
     def resolve(self, obj: RawObject) -> dict[str, str]:
@@ -63,6 +69,8 @@ class Inheritance:
             inherited = self.template(parent) if parent in self.templates else None
             if inherited is not None:
                 merged = {**inherited, **own}
+                if parent in self._with_customs:
+                    _upper_customs(own, merged)
                 del merged["use"]
                 merged.pop("name", None)
                 merged.pop("register", None)
@@ -90,6 +98,8 @@ class Inheritance:
                     return None
                 merged.update(inherited)
         for key, value in own.items():
+            if key[:1] == "_":
+                key = key.upper()
             if value[:1] == "+":
                 base = merged.get(key)
                 merged[key] = f"{base},{value[1:]}" if base and base != "null" else value[1:]
@@ -101,6 +111,16 @@ class Inheritance:
             for key in [k for k, v in merged.items() if v == "null"]:
                 del merged[key]
         return merged
+
+
+def _upper_customs(own: dict[str, str], merged: dict[str, str]) -> None:
+    """Give the object's own custom variables written in lower case their upper-case name in
+    `merged`, replacing an inherited value of the same variable."""
+    for key in own:
+        if key[:1] == "_":
+            upper = key.upper()
+            if upper != key:
+                merged[upper] = merged.pop(key)
 
 
 def origin(obj: RawObject, key: str, inheritance: Inheritance) -> RawObject:

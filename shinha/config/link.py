@@ -176,7 +176,7 @@ def attach_services(
                 targets.append(name)
             else:
                 linker.missing(svc, "host_name", "host", name, hosts, raw)
-        explicit = len(targets)
+        explicit = set(targets)
         excluded_groups = set()
         for name in svc.hostgroup_name:
             if name[:1] == "!":
@@ -208,10 +208,10 @@ def attach_services(
                             raw.file, raw.line, "check host_name/hostgroup_name, or set "
                             "allow_empty_hostgroup_assignment=1 in the main file")
             continue
-        for position, host_name in enumerate(dict.fromkeys(targets)):
+        for host_name in dict.fromkeys(targets):
             if host_name in excluded:
                 continue
-            from_group = position >= explicit
+            from_group = host_name not in explicit
             key = (host_name, svc.service_description)
             if key in services:
                 if key in from_groups and not from_group:

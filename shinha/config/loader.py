@@ -272,7 +272,8 @@ class _Assembler:
         # One error per wrong name, not one per object: collect each distinct value in one
         # pass, and only look for an object that carries a wrong one.
         rows = set(map(attrgetter(*(prop for prop, _, _ in refs)), checkables))
-        for (prop, kind, known), values in zip(refs, zip(*rows, strict=True), strict=True):
+        columns = list(zip(*rows, strict=True)) if rows else [() for _ in refs]
+        for (prop, kind, known), values in zip(refs, columns, strict=True):
             if prop in ("contacts", "contact_groups"):
                 names = {n for v in values for n in v}
             else:

@@ -109,7 +109,7 @@ class Checkable(ConfigObject):
     flap_detection_enabled: bool = Field(True, description="Detect flapping.")
     process_perf_data: bool = Field(True, description="Store performance data.")
     notifications_enabled: bool = Field(True, description="Send notifications.")
-    notification_interval: float = Field(60.0, ge=0, description="Re-notify period, in "
+    notification_interval: float = Field(30.0, ge=0, description="Re-notify period, in "
                                          "interval_length units.")
     first_notification_delay: float = Field(0.0, ge=0, description="Delay of the first "
                                             "notification, in interval_length units.")

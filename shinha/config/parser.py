@@ -122,12 +122,24 @@ def read_text(path: Path, diags: Diagnostics, where: tuple[str, int] | None) -> 
     except OSError as exc:
         diags.error(f"cannot read {path}: {exc.strerror}", file, line)
         return None
+    text, bad = _decode(data)
+    if bad is not None:
+        diags.warning(f"{path} is not valid UTF-8 (byte {bad}); read as Latin-1",
+                      str(path), data.count(b"\n", 0, bad) + 1)
+    return text
+
+
+def _decode(data: bytes) -> tuple[str, int | None]:
+    """Decode a file as UTF-8, or as Latin-1 from the offset of its first bad byte (returned).
+
+    A UTF-8 byte order mark (some Windows editors write one) is skipped. Line ends are left as
+    they are: only `\\n` ends a line, for the readers and for `locate_property` alike.
+    """
+    skip = 3 if data[:3] == b"\xef\xbb\xbf" else 0
     try:
-        return data.decode("utf-8")
+        return data[skip:].decode("utf-8"), None
     except UnicodeDecodeError as exc:
-        diags.warning(f"{path} is not valid UTF-8 (byte {exc.start}); read as Latin-1",
-                      str(path), data.count(b"\n", 0, exc.start) + 1)
-        return data.decode("latin-1")
+        return data[skip:].decode("latin-1"), skip + exc.start
 
 
 class TreeReader:
@@ -139,6 +151,8 @@ class TreeReader:
         self._seen: set[Path] = set()
 
     def read_main(self, path: Path) -> ParsedTree:
+        # The files may have changed since the last load (a reload): forget their old lines.
+        _file_lines.cache_clear()
         self._read_file(path, None)
         return self.tree
 
@@ -161,7 +175,13 @@ class TreeReader:
                              hint="cfg_dir= names a directory; relative paths resolve against "
                              "the including file")
             return
+        walked: set[str] = set()
         for root, dirs, files in os.walk(path, followlinks=True):
+            real = os.path.realpath(root)
+            if real in walked:
+                dirs.clear()  # a symbolic link back up the tree: do not go round the loop
+                continue
+            walked.add(real)
             dirs.sort()
             for name in sorted(files):
                 if name.endswith(".cfg"):
@@ -367,9 +387,10 @@ def _fast_blocks(text: str, file: str) -> list[RawObject] | None:
 @functools.lru_cache(maxsize=32)
 def _file_lines(file: str) -> list[str]:
     try:
-        return Path(file).read_text(encoding="utf-8", errors="replace").split("\n")
+        data = Path(file).read_bytes()
     except OSError:
         return []
+    return _decode(data)[0].split("\n")
 
 
 def locate_property(obj: RawObject, key: str) -> int:
@@ -379,7 +400,9 @@ def locate_property(obj: RawObject, key: str) -> int:
         stripped = lines[number - 1].strip()
         if number == obj.line:
             stripped = stripped.partition("{")[2].strip()
-
-        if stripped == key or stripped.startswith((key + " ", key + "\t")):
+        if ";" in stripped:
+            stripped = _strip_comment(stripped)
+        # Split as the readers do: any whitespace ends the key.
+        if stripped.split(None, 1)[:1] == [key]:
             return number
     return obj.line

@@ -1,0 +1,209 @@
+"""Benchmark: how fast the data-server's SQLite store ingests check results.
+
+Ingests N results over S services in batches of B (as a scheduler pushes them), one batch at a
+time as one scheduler would; a share of them (default half) repeat their service's previous
+state, output and perfdata, so only-new-data bumps them instead of storing a row. The batches
+are built before the clock starts: the numbers are the store's (plan, SQL, one fsync per
+batch), not pydantic's. A ticker on the event loop measures how long the loop was held up,
+which must stay small since every statement runs on the store's own thread.
+
+    python bench/store_ingest.py                          # 100,000 results, 10,000 services
+    python bench/store_ingest.py --results 20000 --states --dir /tmp/x --keep
+
+The last line of output is one JSON document starting with `{"bench": "store_ingest"`; it is
+also appended to bench/out/store_ingest.jsonl. Exits 1 if the counters are not the expected
+ones (every result exactly once, the expected split between new rows and bumps).
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import gc
+import json
+import random
+import shutil
+import subprocess
+import sys
+import tempfile
+import time
+import uuid
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+import uvloop
+
+from shinha.dataserver.sqlite import DB_FILENAME, SqliteStore
+from shinha.wire import CheckResult, IngestBatch, PerfDatum, StateRow
+
+BENCH_DIR = Path(__file__).resolve().parent
+REPO_DIR = BENCH_DIR.parent
+RESULTS_FILE = BENCH_DIR / "out" / "store_ingest.jsonl"
+TICK = 0.005
+
+
+def make_batches(results: int, services: int, batch: int, unchanged: float, states: bool,
+                 seed: int) -> tuple[list[IngestBatch], int]:
+    """Build the batches and return them with how many results must be stored as new rows."""
+    rng = random.Random(seed)
+    values = [0.0] * services
+    items: list[CheckResult] = []
+    expect_new = 0
+    for n in range(results):
+        s = n % services
+        first = n < services
+        if first or rng.random() >= unchanged:
+            value = values[s]
+            while value == values[s]:  # a repeat would be a bump counted as new
+                value = round(rng.uniform(0.001, 2.0), 4)
+            values[s] = value
+            expect_new += 1
+        rc = 1 if values[s] > 1.5 else 0
+        items.append(CheckResult(
+            result_id=uuid.UUID(int=rng.getrandbits(128)).hex, job_id=f"job-{n}",
+            host=f"host-{s // 10:05d}", service=f"service-{s % 10}", return_code=rc,
+            output=f"{'WARNING' if rc else 'OK'} - response in {values[s]} s",
+            perfdata=[PerfDatum(label="time", value=values[s], uom="s", warn="1.5", crit="3",
+                                min=0.0),
+                      PerfDatum(label="size", value=5120.0, uom="B", min=0.0)],
+            started=1_000_000.0 + n * 0.01, finished=1_000_000.0 + n * 0.01 + 0.005,
+            latency=0.002, poller="poller-1"))
+    batches = []
+    for start in range(0, results, batch):
+        chunk = items[start:start + batch]
+        rows = [StateRow(host=r.host, service=r.service, state=r.return_code,
+                         last_check=r.finished, output=r.output, perfdata=r.perfdata,
+                         last_result_id=r.result_id) for r in chunk] if states else []
+        batches.append(IngestBatch(scheduler="scheduler-1", results=chunk, states=rows))
+    return batches, expect_new
+
+
+async def ticker(stalls: list[float], stop: asyncio.Event) -> None:
+    """Record how late each short sleep wakes up: the time the loop was held up."""
+    loop = asyncio.get_running_loop()
+    while not stop.is_set():
+        before = loop.time()
+        await asyncio.sleep(TICK)
+        stalls.append(max(0.0, loop.time() - before - TICK))
+
+
+async def ingest_all(path: Path, batches: list[IngestBatch]) -> dict[str, Any]:
+    latencies: list[float] = []
+    stalls: list[float] = []
+    stop = asyncio.Event()
+    async with SqliteStore(path) as store:
+        tick = asyncio.create_task(ticker(stalls, stop))
+        started = time.perf_counter()
+        for batch in batches:
+            t0 = time.perf_counter()
+            await store.ingest(batch)
+            latencies.append(time.perf_counter() - t0)
+        elapsed = time.perf_counter() - started
+        stop.set()
+        await tick
+        counters = await store.counters()
+    return {"elapsed": elapsed, "latencies": latencies, "stalls": stalls,
+            "counters": counters}
+
+
+def quantile(values: list[float], q: float) -> float:
+    ordered = sorted(values)
+    return ordered[min(len(ordered) - 1, int(q * len(ordered)))]
+
+
+def db_size(directory: Path) -> int:
+    return sum(p.stat().st_size for p in directory.glob(DB_FILENAME + "*"))
+
+
+def _git(*args: str) -> str | None:
+    try:
+        done = subprocess.run(["git", *args], cwd=REPO_DIR, capture_output=True, text=True,
+                              check=False)
+    except OSError:
+        return None
+    return done.stdout.strip() if done.returncode == 0 else None
+
+
+def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0] if __doc__ else None)
+    parser.add_argument("--results", type=int, default=100_000)
+    parser.add_argument("--services", type=int, default=10_000)
+    parser.add_argument("--batch", type=int, default=500)
+    parser.add_argument("--unchanged", type=float, default=0.5,
+                        help="share of results that repeat their service's previous one")
+    parser.add_argument("--states", action="store_true",
+                        help="send a StateRow with every result too, as a scheduler may")
+    parser.add_argument("--seed", type=int, default=1)
+    parser.add_argument("--dir", type=Path, help="where to put the database (default: a "
+                        "temporary directory, removed afterwards)")
+    parser.add_argument("--keep", action="store_true", help="keep the database")
+    return parser.parse_args(argv)
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = parse_args(argv)
+    directory = args.dir.resolve() if args.dir else Path(tempfile.mkdtemp(prefix="shinha-"))
+    directory.mkdir(parents=True, exist_ok=True)
+    if (directory / DB_FILENAME).exists():
+        print(f"{directory / DB_FILENAME} exists: give an empty --dir", file=sys.stderr)
+        return 2
+    try:
+        batches, expect_new = make_batches(args.results, args.services, args.batch,
+                                           args.unchanged, args.states, args.seed)
+        # The prebuilt batches are the bench's, not the store's: keep the collector from
+        # walking them (a full pass over 100,000s of models stops every thread for ~1 s).
+        gc.collect()
+        gc.freeze()
+        with asyncio.Runner(loop_factory=uvloop.new_event_loop) as runner:
+            run = runner.run(ingest_all(directory, batches))
+        size = db_size(directory)
+    finally:
+        if not args.keep:
+            shutil.rmtree(directory, ignore_errors=True)
+    counters: dict[str, int] = run["counters"]
+    latencies: list[float] = run["latencies"]
+    stalls: list[float] = run["stalls"]
+    valid = (counters["results"] == args.results and counters["duplicates"] == 0
+             and counters["stored_new"] == expect_new)
+    rate = args.results / run["elapsed"]
+    print(f"{args.results:,} results over {args.services:,} services in batches of "
+          f"{args.batch}{' with states' if args.states else ''}: {run['elapsed']:.2f} s, "
+          f"{rate:,.0f} results/s")
+    print(f"batch latency p50 {quantile(latencies, 0.5) * 1000:.1f} ms, "
+          f"p99 {quantile(latencies, 0.99) * 1000:.1f} ms, max {max(latencies) * 1000:.1f} ms")
+    print(f"stored_new {counters['stored_new']:,} (expected {expect_new:,}), only_bumped "
+          f"{counters['only_bumped']:,}, database {size / 2**20:.1f} MiB")
+    print(f"event loop held up: p99 {quantile(stalls, 0.99) * 1000:.1f} ms, "
+          f"max {max(stalls) * 1000:.1f} ms over {len(stalls)} ticks")
+    record = {
+        "bench": "store_ingest",
+        "results": args.results,
+        "services": args.services,
+        "batch": args.batch,
+        "unchanged": args.unchanged,
+        "states": args.states,
+        "seconds": round(run["elapsed"], 3),
+        "results_per_s": round(rate),
+        "batch_p50_ms": round(quantile(latencies, 0.5) * 1000, 2),
+        "batch_p99_ms": round(quantile(latencies, 0.99) * 1000, 2),
+        "stored_new": counters["stored_new"],
+        "only_bumped": counters["only_bumped"],
+        "db_mib": round(size / 2**20, 1),
+        "loop_stall_p99_ms": round(quantile(stalls, 0.99) * 1000, 2),
+        "loop_stall_max_ms": round(max(stalls) * 1000, 2),
+        "valid": valid,
+        "commit": _git("rev-parse", "--short", "HEAD"),
+        "dirty": bool(_git("status", "--porcelain", "--", "shinha")),
+        "time": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
+    }
+    line = json.dumps(record)
+    RESULTS_FILE.parent.mkdir(parents=True, exist_ok=True)
+    with RESULTS_FILE.open("a", encoding="utf-8") as fh:
+        fh.write(line + "\n")
+    print(line)
+    return 0 if valid else 1
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,159 @@
+"""Cut the monitored objects into one part per scheduler, and give every check a poller.
+
+Hosts linked by `parents` stay together (a scheduler needs the parents' states to tell DOWN
+from UNREACHABLE). Each group of hosts goes to a scheduler of its realm by weighted rendezvous
+hashing: every (group, scheduler) pair gets a score, the highest wins. Adding or losing a
+scheduler therefore moves only the groups that now score highest elsewhere — about its share —
+and a reload that changes nothing moves nothing. The same hashing picks the owning poller of
+each check among the realm's pollers that carry its poller_tag, unless the check names one.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import math
+from collections import defaultdict
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+
+from shinha.config.daemons import Poller, Scheduler
+from shinha.config.loader import Config
+from shinha.config.objects import Command, Host, Service
+from shinha.wire import CheckSettings, SchedulerPart
+
+
+def _unit(text: str) -> float:
+    digest = hashlib.blake2b(text.encode(), digest_size=8).digest()
+    return (int.from_bytes(digest, "big") + 1) / (2**64 + 1)
+
+
+def rendezvous(key: str, candidates: Sequence[tuple[str, int]]) -> str | None:
+    """Pick the candidate (name, weight) with the highest weighted score for `key`."""
+    best, best_score = None, -math.inf
+    for name, weight in candidates:
+        score = -weight / math.log(_unit(f"{key}\0{name}"))
+        if score > best_score or (score == best_score and best is not None and name < best):
+            best, best_score = name, score
+    return best
+
+
+def host_groups(hosts: dict[str, Host]) -> list[list[str]]:
+    """Group hosts connected by `parents` (union-find); each group sorted, groups sorted."""
+    parent = {name: name for name in hosts}
+
+    def find(x: str) -> str:
+        while parent[x] != x:
+            parent[x] = parent[parent[x]]
+            x = parent[x]
+        return x
+
+    for name, host in hosts.items():
+        for p in host.parents:
+            if p in parent:
+                ra, rb = find(name), find(p)
+                if ra != rb:
+                    parent[max(ra, rb)] = min(ra, rb)
+    groups: dict[str, list[str]] = defaultdict(list)
+    for name in hosts:
+        groups[find(name)].append(name)
+    return sorted(sorted(g) for g in groups.values())
+
+
+@dataclass
+class Plan:
+    """The cut: parts by scheduler, the owner of every host, what could not be placed."""
+
+    parts: dict[str, SchedulerPart] = field(default_factory=dict)
+    host_owner: dict[str, str] = field(default_factory=dict)
+    unplaced_hosts: list[str] = field(default_factory=list)
+    unowned_checks: list[tuple[str, str]] = field(default_factory=list)
+
+
+def host_realm(config: Config, host: Host) -> str:
+    if host.realm:
+        return host.realm
+    for group in host.hostgroups:
+        realm = config.hostgroups[group].realm
+        if realm:
+            return realm
+    return config.default_realm
+
+
+def plan(config: Config, schedulers: Sequence[Scheduler], pollers: Sequence[Poller]) -> Plan:
+    """Cut `config` among `schedulers` (the non-spare ones), pollers chosen among `pollers`."""
+    result = Plan()
+    by_realm: dict[str, list[tuple[str, int]]] = defaultdict(list)
+    for s in schedulers:
+        by_realm[s.realm or config.default_realm].append((s.name, s.weight))
+    assigned: dict[str, list[str]] = defaultdict(list)
+    for group in host_groups(config.hosts):
+        realm = host_realm(config, config.hosts[group[0]])
+        owner = rendezvous(group[0], by_realm.get(realm, []))
+        if owner is None:
+            result.unplaced_hosts.extend(group)
+            continue
+        assigned[owner].extend(group)
+        for name in group:
+            result.host_owner[name] = owner
+    services_by_host: dict[str, list[Service]] = defaultdict(list)
+    for (host_name, _), svc in config.services.items():
+        services_by_host[host_name].append(svc)
+    poller_choice = _PollerChooser(config, pollers)
+    settings = CheckSettings(**{k: getattr(config.main, k) for k in CheckSettings.model_fields})
+    for s in schedulers:
+        host_names = sorted(assigned.get(s.name, []))
+        hosts = [poller_choice.host(config.hosts[h]) for h in host_names]
+        services = [poller_choice.service(svc, config.hosts[h]) for h in host_names
+                    for svc in sorted(services_by_host[h], key=lambda x: x.service_description)]
+        commands = _used_commands(config, hosts, services)
+        part = SchedulerPart(part_id=s.name, part_hash="", realm=s.realm or config.default_realm,
+                             hosts=hosts, services=services, commands=commands,
+                             timeperiods=sorted(config.timeperiods.values(),
+                                                key=lambda t: t.timeperiod_name),
+                             resources=config.resources, settings=settings)
+        part.part_hash = hashlib.sha256(part.model_dump_json().encode()).hexdigest()[:16]
+        result.parts[s.name] = part
+    result.unowned_checks = poller_choice.unowned
+    return result
+
+
+class _PollerChooser:
+    """The owning poller of each check: its `poller` property, else the hashed choice."""
+
+    def __init__(self, config: Config, pollers: Sequence[Poller]) -> None:
+        self.config = config
+        self.by_realm_tag: dict[tuple[str, str], list[tuple[str, int]]] = defaultdict(list)
+        for p in pollers:
+            for tag in p.poller_tags:
+                self.by_realm_tag[(p.realm or config.default_realm, tag)].append(
+                    (p.name, p.weight))
+        self.unowned: list[tuple[str, str]] = []
+
+    def _owner(self, key: str, realm: str, tag: str, fixed: str) -> str:
+        if fixed:
+            return fixed
+        return rendezvous(key, self.by_realm_tag.get((realm, tag), [])) or ""
+
+    def host(self, host: Host) -> Host:
+        if not host.check_command:
+            return host
+        owner = self._owner(host.host_name, host_realm(self.config, host), host.poller_tag,
+                            host.poller)
+        if not owner:
+            self.unowned.append((host.host_name, ""))
+        return host if owner == host.poller else host.model_copy(update={"poller": owner})
+
+    def service(self, svc: Service, host: Host) -> Service:
+        if not svc.check_command:
+            return svc
+        owner = self._owner(f"{svc.host_name}\0{svc.service_description}",
+                            host_realm(self.config, host), svc.poller_tag, svc.poller)
+        if not owner:
+            self.unowned.append((svc.host_name, svc.service_description))
+        return svc if owner == svc.poller else svc.model_copy(update={"poller": owner})
+
+
+def _used_commands(config: Config, hosts: list[Host], services: list[Service]) -> list[Command]:
+    names = {o.check_command.split("!", 1)[0].strip() for o in [*hosts, *services]
+             if o.check_command}
+    return [config.commands[n] for n in sorted(names) if n in config.commands]

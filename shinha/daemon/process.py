@@ -1,0 +1,97 @@
+"""The process entry of one daemon: load the configuration, run the daemon on uvloop until
+SIGTERM/SIGINT, reload on SIGHUP, stop in stages."""
+
+from __future__ import annotations
+
+import asyncio
+import importlib
+import logging
+import signal
+import sys
+from typing import Any
+
+from shinha.config import load_config
+from shinha.daemon.base import Daemon, DaemonContext, state_root
+from shinha.errors import ShinhaError
+
+log = logging.getLogger("shinha")
+
+DAEMON_CLASSES = {
+    "arbiter": "shinha.arbiter.daemon:ArbiterDaemon",
+    "scheduler": "shinha.scheduler.daemon:SchedulerDaemon",
+    "poller": "shinha.poller.daemon:PollerDaemon",
+    "dataserver": "shinha.dataserver.daemon:DataserverDaemon",
+    "receiver": "shinha.receiver.daemon:ReceiverDaemon",
+}
+
+
+def daemon_class(role: str) -> type[Daemon]:
+    module, _, name = DAEMON_CLASSES[role].partition(":")
+    cls: type[Daemon] = getattr(importlib.import_module(module), name)
+    return cls
+
+
+def setup_logging(role: str, name: str, level: str) -> None:
+    logging.basicConfig(
+        level=getattr(logging, level.upper(), logging.INFO), stream=sys.stderr,
+        format=f"%(asctime)s %(levelname)s [{role} {name}] %(name)s: %(message)s")
+
+
+def run_daemon(main_file: str, role: str, name: str, log_level: str = "INFO") -> int:
+    """Run one daemon in this process; return the process exit code."""
+    setup_logging(role, name, log_level)
+    if role not in DAEMON_CLASSES:
+        log.error("unknown role %r (one of %s)", role, ", ".join(DAEMON_CLASSES))
+        return 2
+    result = load_config(main_file)
+    if not result.ok or result.config is None:
+        for diag in result.errors:
+            log.error("%s", diag)
+        log.error("the configuration has errors: %s %s not started", role, name)
+        return 2
+    config = result.config
+    link = config.daemons.get(role, {}).get(name)
+    if link is None:
+        known = ", ".join(sorted(config.daemons.get(role, {}))) or "none"
+        log.error("no %s named %r in %s (defined: %s)", role, name, main_file, known)
+        return 2
+    ctx = DaemonContext(config=config, link=link, state_root=state_root(config))
+    daemon = daemon_class(role)(ctx)
+    import uvloop
+
+    with asyncio.Runner(loop_factory=uvloop.new_event_loop) as runner:
+        return runner.run(_serve(daemon))
+
+
+async def _serve(daemon: Daemon) -> int:
+    loop = asyncio.get_running_loop()
+    loop.set_exception_handler(_loop_exception)
+    stop = asyncio.Event()
+    reload = asyncio.Event()
+    for sig in (signal.SIGTERM, signal.SIGINT):
+        loop.add_signal_handler(sig, stop.set)
+    loop.add_signal_handler(signal.SIGHUP, reload.set)
+    try:
+        await daemon.start()
+    except ShinhaError as exc:
+        log.error("%s %s cannot start: %s", daemon.role, daemon.name, exc)
+        await daemon.stop(deadline=2.0)
+        return 1
+
+    async def reloader() -> None:
+        while True:
+            await reload.wait()
+            reload.clear()
+            await daemon.reload()
+
+    reload_task = asyncio.create_task(reloader(), name="reloader")
+    await stop.wait()
+    reload_task.cancel()
+    log.info("%s %s: stopping", daemon.role, daemon.name)
+    await daemon.stop()
+    return 0
+
+
+def _loop_exception(loop: asyncio.AbstractEventLoop, context: dict[str, Any]) -> None:
+    exc = context.get("exception")
+    log.error("event loop: %s", context.get("message"), exc_info=exc)

@@ -1,0 +1,106 @@
+"""`shinha run`: start every daemon defined for this host, each its own process, and stop
+them all on Ctrl-C or SIGTERM."""
+
+from __future__ import annotations
+
+import signal
+import socket
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+from shinha.config import load_config
+from shinha.config.daemons import DaemonLink
+from shinha.config.loader import Config
+from shinha.daemon.base import state_root
+
+ROLE_ORDER = ("dataserver", "scheduler", "poller", "receiver", "arbiter")
+
+
+def local_daemons(config: Config, host: str | None) -> tuple[str, list[DaemonLink]]:
+    """The daemons whose host_name is `host`, this machine's name, or else `localhost`."""
+    candidates = [host] if host else [socket.gethostname(), socket.getfqdn(), "localhost"]
+    for name in candidates:
+        found = [d for role in ROLE_ORDER for d in config.daemons.get(role, {}).values()
+                 if d.host_name == name]
+        if found:
+            return name, found
+    return candidates[0], []
+
+
+def run(main_file: str, host: str | None, log_level: str) -> int:
+    """Start this host's daemons and supervise them until a signal; return the exit code."""
+    result = load_config(main_file)
+    if not result.ok or result.config is None:
+        for diag in result.errors:
+            print(diag, file=sys.stderr)
+        print("the configuration has errors: nothing started", file=sys.stderr)
+        return 2
+    config = result.config
+    host_name, daemons = local_daemons(config, host)
+    if not daemons:
+        print(f"no daemon of {main_file} has host_name {host_name!r}: use --host NAME",
+              file=sys.stderr)
+        return 2
+    log_dir = state_root(config) / "log"
+    log_dir.mkdir(parents=True, exist_ok=True)
+    children: dict[str, subprocess.Popen[bytes]] = {}
+    stopping = False
+
+    def stop(signum: int, frame: object) -> None:
+        nonlocal stopping
+        stopping = True
+
+    signal.signal(signal.SIGINT, stop)
+    signal.signal(signal.SIGTERM, stop)
+    for d in daemons:
+        key = f"{d.role}-{d.name}"
+        log_path = log_dir / f"{key}.log"
+        with open(log_path, "ab") as log_file:
+            children[key] = subprocess.Popen(
+                [sys.executable, "-m", "shinha", "daemon", d.role, d.name, "-c", main_file,
+                 "--log-level", log_level],
+                stdout=log_file, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
+                start_new_session=True)
+        scheme = "https" if d.use_ssl else "http"
+        print(f"started {d.role:<10} {d.name:<20} pid {children[key].pid:<7} "
+              f"{scheme}://{d.address}:{d.listen_port}  log {log_path}", flush=True)
+    arbiters = [d for d in daemons if d.role == "arbiter"]
+    where = arbiters[0] if arbiters else None
+    if where is not None:
+        print(f"\ncluster view: shinha status -c {main_file}   (or GET "
+              f"http://{where.address}:{where.listen_port}/cluster)", flush=True)
+    print("Ctrl-C stops them all.", flush=True)
+    reported: set[str] = set()
+    while not stopping:
+        time.sleep(0.5)
+        for key, child in children.items():
+            code = child.poll()
+            if code is not None and key not in reported:
+                reported.add(key)
+                print(f"{key} exited with code {code} (see {log_dir / (key + '.log')})",
+                      file=sys.stderr, flush=True)
+        if len(reported) == len(children):
+            return 1
+    return _stop_all(children)
+
+
+def _stop_all(children: dict[str, subprocess.Popen[bytes]], deadline: float = 15.0) -> int:
+    for child in children.values():
+        if child.poll() is None:
+            child.send_signal(signal.SIGTERM)
+    end = time.monotonic() + deadline
+    for key, child in children.items():
+        try:
+            child.wait(timeout=max(0.1, end - time.monotonic()))
+        except subprocess.TimeoutExpired:
+            print(f"{key} did not stop in {deadline:.0f} s: killed", file=sys.stderr)
+            child.kill()
+            child.wait()
+    print("all daemons stopped", flush=True)
+    return 0
+
+
+def log_path(config: Config, role: str, name: str) -> Path:
+    return state_root(config) / "log" / f"{role}-{name}.log"

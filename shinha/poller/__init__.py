@@ -1,0 +1,1 @@
+"""The poller: runs Nagios plugins in worker processes and native checks, for its schedulers."""

@@ -1,0 +1,1 @@
+"""The receiver: the front door for passive results and external commands."""

@@ -1,0 +1,90 @@
+"""Parse Nagios external command lines: `[timestamp] NAME;arg;arg;…`."""
+
+from __future__ import annotations
+
+import re
+import uuid
+from dataclasses import dataclass
+
+from shinha.errors import RequestError
+from shinha.poller.perfdata import parse_output
+from shinha.wire import CheckResult, ExternalCommand
+
+
+@dataclass(frozen=True)
+class Spec:
+    """A command's shape: whether it names a service, how many fields follow the target."""
+
+    service: bool
+    args: int
+    target: bool = True
+
+
+SPECS: dict[str, Spec] = {
+    "PROCESS_SERVICE_CHECK_RESULT": Spec(True, 2),
+    "PROCESS_HOST_CHECK_RESULT": Spec(False, 2),
+    "ACKNOWLEDGE_SVC_PROBLEM": Spec(True, 5),
+    "ACKNOWLEDGE_HOST_PROBLEM": Spec(False, 5),
+    "REMOVE_SVC_ACKNOWLEDGEMENT": Spec(True, 0),
+    "REMOVE_HOST_ACKNOWLEDGEMENT": Spec(False, 0),
+    "SCHEDULE_FORCED_SVC_CHECK": Spec(True, 1),
+    "SCHEDULE_FORCED_HOST_CHECK": Spec(False, 1),
+    "SCHEDULE_SVC_CHECK": Spec(True, 1),
+    "SCHEDULE_HOST_CHECK": Spec(False, 1),
+    "SCHEDULE_SVC_DOWNTIME": Spec(True, 7),
+    "SCHEDULE_HOST_DOWNTIME": Spec(False, 7),
+    "DEL_SVC_DOWNTIME": Spec(False, 1, target=False),
+    "DEL_HOST_DOWNTIME": Spec(False, 1, target=False),
+    "REMOVE_SVC_DOWNTIME": Spec(False, 1, target=False),
+    "REMOVE_HOST_DOWNTIME": Spec(False, 1, target=False),
+}
+
+_LINE = re.compile(r"^\s*(?:\[(\d+(?:\.\d+)?)\]\s*)?([A-Z_]+)(?:;(.*))?$", re.S)
+#: Numeric fields by command: their positions among the args (after host/service).
+_NUMERIC = {
+    "PROCESS_SERVICE_CHECK_RESULT": (0,), "PROCESS_HOST_CHECK_RESULT": (0,),
+    "SCHEDULE_SVC_DOWNTIME": (0, 1, 4), "SCHEDULE_HOST_DOWNTIME": (0, 1, 4),
+    "SCHEDULE_FORCED_SVC_CHECK": (0,), "SCHEDULE_FORCED_HOST_CHECK": (0,),
+    "SCHEDULE_SVC_CHECK": (0,), "SCHEDULE_HOST_CHECK": (0,),
+}
+
+
+def parse_command(line: str, field: str, now: float, max_output: int = 8192
+                  ) -> CheckResult | ExternalCommand:
+    """Parse one line into a passive result or a command; a bad line is a 400 at `field`."""
+    m = _LINE.match(line)
+    if not m:
+        raise RequestError(400, "invalid", f"{field}: not '[time] COMMAND;args': "
+                           f"{line[:80]!r}", field)
+    stamp, name, rest = m.group(1), m.group(2), m.group(3) or ""
+    spec = SPECS.get(name)
+    if spec is None:
+        raise RequestError(400, "invalid", f"{field}: unknown or unsupported command {name!r} "
+                           f"(supported: {', '.join(sorted(SPECS))})", field)
+    want = (1 if spec.target else 0) + (1 if spec.service else 0) + spec.args
+    parts = rest.split(";", want - 1) if want else []
+    if len(parts) != want or (spec.target and not parts[0].strip()):
+        raise RequestError(400, "invalid", f"{field}: {name} takes {want} fields separated by "
+                           f"';', got {len(parts)}", field)
+    host = parts[0].strip() if spec.target else ""
+    service = parts[1].strip() if spec.service else ""
+    args = parts[(1 if spec.target else 0) + (1 if spec.service else 0):]
+    for index in _NUMERIC.get(name, ()):
+        try:
+            float(args[index])
+        except ValueError:
+            position = want - len(args) + index + 1
+            raise RequestError(400, "invalid", f"{field}: {name} field {position} must be a "
+                               f"number, got {args[index]!r}", field) from None
+    when = float(stamp) if stamp else now
+    if name.startswith("PROCESS_"):
+        code = int(float(args[0]))
+        if not 0 <= code <= 3:
+            raise RequestError(400, "invalid", f"{field}: return code must be 0-3, got "
+                               f"{code}", field)
+        output, long_output, perfdata = parse_output(args[1].replace("\\n", "\n"), max_output)
+        return CheckResult(result_id=uuid.uuid4().hex, host=host, service=service,
+                           return_code=code, output=output, long_output=long_output,
+                           perfdata=perfdata, started=when, finished=when, passive=True)
+    return ExternalCommand(command_id=uuid.uuid4().hex, name=name, host=host, service=service,
+                           args=args, entry_time=when)

@@ -1,0 +1,434 @@
+"""The scheduler daemon: holds one part, runs its timetable, hands checks to the pollers that
+own them (long-poll), takes results back, re-queues orphans, and pushes to the data tier."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+from collections import deque
+from typing import Any
+
+from aiohttp import web
+
+from shinha.config.timeperiod import Timeperiod
+from shinha.daemon.base import Daemon, DaemonContext
+from shinha.errors import PeerError
+from shinha.http.server import check_secret, json_response, read_model
+from shinha.scheduler.commands import apply_command
+from shinha.scheduler.items import (
+    CheckItem,
+    Key,
+    Timetable,
+    build_items,
+    initial_offset,
+    period_allows,
+)
+from shinha.scheduler.outbox import Outbox
+from shinha.scheduler.state import PENDING, host_state
+from shinha.wire import (
+    CheckJob,
+    CheckResult,
+    DaemonRef,
+    Dispatch,
+    InboxAck,
+    PullReply,
+    PullRequest,
+    ResultAck,
+    ResultBatch,
+    SchedulerInbox,
+    SchedulerPart,
+    StateAnswer,
+    StateQuery,
+)
+
+log = logging.getLogger(__name__)
+
+#: Seconds past its timeout before a handed-out check counts as orphaned and is re-queued.
+ORPHAN_GRACE = 5.0
+#: How long a poller's result POST waits for the data tier before answering "retry".
+DURABLE_WAIT = 10.0
+
+
+class SchedulerDaemon(Daemon):
+    """Runs the state machine of one part."""
+
+    role = "scheduler"
+
+    def __init__(self, ctx: DaemonContext) -> None:
+        super().__init__(ctx)
+        self.part: SchedulerPart | None = None
+        self.items: dict[Key, CheckItem] = {}
+        self.periods: dict[str, Timeperiod] = {}
+        self.timetable = Timetable()
+        self.ready: dict[str, deque[CheckItem]] = {}
+        self.ready_events: dict[str, asyncio.Event] = {}
+        self.in_flight: dict[str, tuple[CheckItem, float]] = {}
+        self.outbox = Outbox(self.name, self.client)
+        self.loaded = asyncio.Event()
+        self.wakeup = asyncio.Event()
+        self.pollers_seen: dict[str, float] = {}
+        self.poller_instances: dict[str, str] = {}
+        #: job id -> (poller instance it was handed to)
+        self.handed_to: dict[str, str] = {}
+
+    # --- routes and loops -------------------------------------------------------------------
+
+    def add_routes(self, app: web.Application) -> None:
+        app.router.add_post("/checks/pull", self._pull)
+        app.router.add_post("/checks/results", self._results)
+        app.router.add_post("/inbox", self._inbox)
+
+    async def on_start(self) -> None:
+        self.tasks.spawn(self._timetable_loop(), "timetable")
+        self.tasks.spawn(self._orphan_loop(), "orphans")
+        self.tasks.spawn(self._push_loop(), "push")
+
+    async def on_stop(self) -> None:
+        # Flush what the data tier has not taken yet, within the stop deadline.
+        for _ in range(20):
+            if not len(self.outbox):
+                return
+            if not await self.outbox.push(self._dataservers(), self.link.timeout, self.epoch):
+                await asyncio.sleep(0.2)
+
+    @property
+    def part_hash(self) -> str:
+        return self.part.part_hash if self.part else ""
+
+    @property
+    def active(self) -> bool:
+        return self.part is not None
+
+    def owns(self) -> dict[str, Any]:
+        problems = sum(1 for i in self.items.values() if i.state.problem)
+        pending = sum(1 for i in self.items.values() if i.state.state == PENDING)
+        return {"part": self.part.part_id if self.part else None,
+                "hosts": len(self.part.hosts) if self.part else 0,
+                "services": len(self.part.services) if self.part else 0,
+                "checks": len(self.items), "problems": problems, "pending": pending,
+                "in_flight": len(self.in_flight),
+                "ready": sum(len(q) for q in self.ready.values()),
+                "outbox": len(self.outbox), "states_loaded": self.loaded.is_set(),
+                "pollers_seen": sorted(self.pollers_seen)}
+
+    # --- dispatch -----------------------------------------------------------------------------
+
+    async def apply_dispatch(self, dispatch: Dispatch) -> bool:
+        topology_changed = await super().apply_dispatch(dispatch)
+        part = dispatch.part
+        if part is None:
+            return topology_changed
+        if self.part is not None and part.part_hash == self.part.part_hash:
+            return topology_changed  # idempotent: the same part is not reconfigured
+        self._take_part(part)
+        return True
+
+    def _take_part(self, part: SchedulerPart) -> None:
+        previous = self.items
+        self.part = part
+        self.periods = {p.timeperiod_name: p for p in part.timeperiods}
+        self.items = build_items(part)
+        kept = 0
+        for key, item in self.items.items():
+            old = previous.get(key)
+            if old is not None:
+                item.state = old.state
+                item.state.max_attempts = max(1, item.state.max_attempts)
+                kept += 1
+        self.ready = {}
+        self.in_flight = {}
+        self.timetable = Timetable()
+        self.loaded.clear()
+        log.info("scheduler %s: part %s (%d hosts, %d services, hash %s), %d states kept",
+                 self.name, part.part_id, len(part.hosts), len(part.services),
+                 part.part_hash, kept)
+        self.tasks.spawn(self._load_states(set(self.items) - set(previous)), "load-states")
+
+    async def _load_states(self, fresh: set[Key]) -> None:
+        """Resume from the data tier before the first check: no PENDING after a failover."""
+        hosts = sorted({key[0] for key in fresh})
+        loaded = 0
+        delay = 0.2
+        deadline = self.clock.monotonic() + max(self.link.data_timeout, 5)
+        while hosts:
+            try:
+                answer = await self._query_states(hosts)
+            except PeerError as exc:
+                if self.clock.monotonic() > deadline:
+                    log.error("scheduler %s: could not load states from the data tier (%s); "
+                              "starting PENDING", self.name, exc)
+                    break
+                await asyncio.sleep(delay)
+                delay = min(delay * 2, 2.0)
+                continue
+            for row in answer.states:
+                item = self.items.get((row.host, row.service))
+                if item is not None and (row.host, row.service) in fresh:
+                    item.state.resume(row)
+                    loaded += 1
+            break
+        log.info("scheduler %s: %d states loaded from the data tier", self.name, loaded)
+        self._schedule_all()
+        self.loaded.set()
+
+    async def _query_states(self, hosts: list[str]) -> StateAnswer:
+        servers = self._dataservers()
+        if not servers:
+            raise PeerError("dataserver", "no data-server in the topology")
+        last: PeerError | None = None
+        for server in servers:
+            try:
+                return await self.client.call(server, "POST", "/api/states",
+                                              StateQuery(hosts=hosts), StateAnswer,
+                                              self.link.data_timeout)
+            except PeerError as exc:
+                last = exc
+        assert last is not None
+        raise last
+
+    def _schedule_all(self) -> None:
+        now, wall = self.clock.monotonic(), self.clock.time()
+        for item in self.items.values():
+            if not item.active:
+                continue
+            interval = item.interval()
+            if item.state.last_check > 0:
+                # Resume the timetable: next check one interval after the last one.
+                due = now + max(0.0, item.state.last_check + interval - wall)
+                due = min(due, now + interval)
+            else:
+                due = now + initial_offset(item.key, min(interval, 60.0))
+            self.timetable.schedule(item, due)
+        self.wakeup.set()
+
+    def _dataservers(self) -> list[DaemonRef]:
+        servers = list(self.topology.dataservers)
+        return sorted(servers, key=lambda s: s.spare)
+
+    # --- the timetable ----------------------------------------------------------------------
+
+    async def _timetable_loop(self) -> None:
+        while True:
+            now = self.clock.monotonic()
+            for item in self.timetable.pop_due(now, self.items):
+                self._make_ready(item, now)
+            nxt = self.timetable.next_due()
+            timeout = 1.0 if nxt is None else min(1.0, max(0.0, nxt - self.clock.monotonic()))
+            self.wakeup.clear()
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(self.wakeup.wait(), timeout=timeout)
+
+    def _make_ready(self, item: CheckItem, now: float) -> None:
+        if item.job_id and item.job_id in self.in_flight:
+            return  # still running: its result reschedules it
+        wall = self.clock.time()
+        wait = period_allows(item, self.periods, wall)
+        if wait != 0.0:
+            if wait > 0:
+                self.timetable.schedule(item, now + wait)
+            return
+        item.scheduled_wall = wall - max(0.0, now - item.next_due)
+        job = item.job(item.scheduled_wall)
+        self.in_flight[job.job_id] = (item, 0.0)
+        queue = self.ready.setdefault(item.poller, deque())
+        queue.append(item)
+        event = self.ready_events.get(item.poller)
+        if event is not None:
+            event.set()
+
+    def _orphan_instance(self, poller: str, instance: str) -> None:
+        """A poller restarted: what its previous instance held will never come back."""
+        now = self.clock.monotonic()
+        lost = [job_id for job_id, held_by in self.handed_to.items() if held_by == instance]
+        for job_id in lost:
+            self.handed_to.pop(job_id, None)
+            entry = self.in_flight.pop(job_id, None)
+            if entry is None:
+                continue
+            item = entry[0]
+            item.job_id = ""
+            self.metrics.inc("orphans_total", help_text="Checks handed out that never "
+                             "came back and were re-queued.")
+            self.timetable.schedule(item, now)
+        if lost:
+            log.warning("scheduler %s: poller %s restarted; %d checks it held re-queued",
+                        self.name, poller, len(lost))
+            self.wakeup.set()
+
+    async def _orphan_loop(self) -> None:
+        while True:
+            await asyncio.sleep(1.0)
+            now = self.clock.monotonic()
+            orphans = [(job_id, item) for job_id, (item, deadline) in self.in_flight.items()
+                       if deadline and deadline < now]
+            for job_id, item in orphans:
+                del self.in_flight[job_id]
+                self.handed_to.pop(job_id, None)
+                item.job_id = ""
+                self.metrics.inc("orphans_total", help_text="Checks handed out that never "
+                                 "came back and were re-queued.")
+                log.warning("scheduler %s: check %s/%s on poller %s never came back; "
+                            "re-queued", self.name, item.key[0], item.key[1] or "(host)",
+                            item.poller)
+                self.timetable.schedule(item, now)
+            if orphans:
+                self.wakeup.set()
+
+    async def _push_loop(self) -> None:
+        delay = 0.05
+        while True:
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(self.outbox.wakeup.wait(), timeout=1.0)
+            self.outbox.wakeup.clear()
+            await asyncio.sleep(delay)  # let a batch gather
+            ok = await self.outbox.push(self._dataservers(), self.link.data_timeout,
+                                        self.epoch)
+            delay = 0.05 if ok else min(max(delay * 2, 0.2), 2.0)
+            if len(self.outbox):
+                self.outbox.wakeup.set()
+
+    # --- pollers ----------------------------------------------------------------------------
+
+    async def _pull(self, request: web.Request) -> web.Response:
+        check_secret(request, self.secret)
+        pull = await read_model(request, PullRequest)
+        self.pollers_seen[pull.poller] = self.clock.time()
+        previous = self.poller_instances.get(pull.poller)
+        if pull.instance and previous != pull.instance:
+            self.poller_instances[pull.poller] = pull.instance
+            if previous:
+                self._orphan_instance(pull.poller, previous)
+        jobs = self._take_jobs(pull)
+        if not jobs and pull.wait > 0:
+            event = self.ready_events.setdefault(pull.poller, asyncio.Event())
+            event.clear()
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(event.wait(), timeout=pull.wait)
+            jobs = self._take_jobs(pull)
+        return json_response(PullReply(jobs=jobs))
+
+    def _take_jobs(self, pull: PullRequest) -> list[CheckJob]:
+        queue = self.ready.get(pull.poller)
+        if not queue:
+            return []
+        now = self.clock.monotonic()
+        jobs: list[CheckJob] = []
+        skipped: list[CheckItem] = []
+        while queue and len(jobs) < pull.max_jobs:
+            item = queue.popleft()
+            if item.job_id not in self.in_flight:
+                continue
+            if item.poller_tag not in pull.tags:
+                skipped.append(item)
+                continue
+            job = CheckJob(job_id=item.job_id, host=item.key[0], service=item.key[1],
+                           command_line=item.command_line, module_type=item.module_type,
+                           timeout=item.timeout, timeout_state=item.timeout_state,
+                           due=item.scheduled_wall, poller_tag=item.poller_tag)
+            self.in_flight[item.job_id] = (item, now + item.timeout + ORPHAN_GRACE)
+            if pull.instance:
+                self.handed_to[item.job_id] = pull.instance
+            jobs.append(job)
+        queue.extendleft(reversed(skipped))
+        self.metrics.inc("checks_handed_total", len(jobs), help_text="Checks given to pollers.",
+                         poller=pull.poller)
+        return jobs
+
+    async def _results(self, request: web.Request) -> web.Response:
+        check_secret(request, self.secret)
+        batch = await read_model(request, ResultBatch)
+        self.pollers_seen[batch.poller] = self.clock.time()
+        ack = await self._take_results(batch.results)
+        return json_response(ack)
+
+    async def _take_results(self, results: list[CheckResult]) -> ResultAck:
+        acked: list[str] = []
+        waiting: dict[str, asyncio.Future[None]] = {}
+        rerouted: dict[str, str] = {}
+        for result in results:
+            rid = result.result_id
+            if self.outbox.is_durable(rid):
+                acked.append(rid)
+                continue
+            pending = self.outbox.waiter(rid)
+            if pending is not None:
+                waiting[rid] = pending
+                continue
+            item = self.items.get((result.host, result.service))
+            if item is None:
+                owner = self.topology.host_owner.get(result.host)
+                if owner and owner != self.name:
+                    rerouted[rid] = owner
+                else:
+                    log.warning("scheduler %s: result for unknown %s/%s dropped", self.name,
+                                result.host, result.service or "(host)")
+                    acked.append(rid)
+                continue
+            future = self._apply(item, result)
+            if future is not None:
+                waiting[rid] = future
+        if waiting:
+            await asyncio.wait(list(waiting.values()), timeout=DURABLE_WAIT)
+        retry: list[str] = []
+        for rid, future in waiting.items():
+            (acked if future.done() else retry).append(rid)
+        return ResultAck(acked=acked, retry=retry, rerouted=rerouted)
+
+    def _apply(self, item: CheckItem, result: CheckResult) -> asyncio.Future[None] | None:
+        """Run the state machine on one result and queue it for the data tier."""
+        now_mono, wall = self.clock.monotonic(), self.clock.time()
+        if not result.passive and result.job_id:
+            self.in_flight.pop(result.job_id, None)
+            self.handed_to.pop(result.job_id, None)
+            if item.job_id == result.job_id:
+                item.job_id = ""
+        state = result.return_code
+        if item.state.is_host:
+            state = host_state(state)
+            if state == 1 and item.parents and all(
+                    self.items.get((p, ""), item).state.state in (1, 2) for p in item.parents):
+                state = 2
+        events = item.state.apply(state, result.finished or wall, result.output,
+                                  result.long_output, result.perfdata, result.result_id)
+        for event in events:
+            if event.kind == "state":
+                log.info("%s/%s is %s %s (attempt %d/%d): %s", item.key[0],
+                         item.key[1] or "(host)", item.state.name(), item.state.state_type,
+                         item.state.attempt, item.state.max_attempts, result.output[:120])
+        events += item.state.expire_downtimes(wall)
+        if item.active and not result.passive:
+            self.timetable.schedule(item, now_mono + item.interval())
+        self.metrics.inc("results_total", help_text="Results taken.",
+                         kind="passive" if result.passive else "active")
+        self.wakeup.set()
+        return self.outbox.add(result, item.state.row(), events)
+
+    # --- receivers ----------------------------------------------------------------------------
+
+    async def _inbox(self, request: web.Request) -> web.Response:
+        check_secret(request, self.secret)
+        inbox = await read_model(request, SchedulerInbox)
+        not_mine: list[str] = []
+        ack = await self._take_results([r for r in inbox.results
+                                        if (r.host, r.service) in self.items])
+        not_mine += [r.result_id for r in inbox.results if (r.host, r.service) not in self.items]
+        taken = list(ack.acked)
+        futures: dict[str, asyncio.Future[None]] = {}
+        wall = self.clock.time()
+        for cmd in inbox.commands:
+            outcome = apply_command(cmd, self.items, wall)
+            if outcome is None:
+                not_mine.append(cmd.command_id)
+                continue
+            for item in outcome.force:
+                self.timetable.schedule(item, self.clock.monotonic())
+                self.wakeup.set()
+            futures[cmd.command_id] = self.outbox.add_writes(
+                [i.state.row() for i in outcome.touched], outcome.events)
+        if futures:
+            await asyncio.wait(list(futures.values()), timeout=DURABLE_WAIT)
+        taken += [cid for cid, f in futures.items() if f.done()]
+        return json_response(InboxAck(taken=taken, not_mine=not_mine))
+
+

@@ -1,0 +1,174 @@
+"""The Nagios state machine of one host or service: SOFT and HARD states, attempts, acks.
+
+A non-OK result after an OK state starts SOFT at attempt 1 (HARD at once when
+max_check_attempts is 1); each further non-OK result adds an attempt, and the state becomes
+HARD at max_check_attempts. An OK result ends any problem (a soft or a hard recovery). A
+non-sticky acknowledgement ends with any state change, a sticky one only with the recovery.
+Host plugins' WARNING counts as UP and UNKNOWN as DOWN, as in Nagios 4.
+"""
+
+from __future__ import annotations
+
+import uuid
+from dataclasses import dataclass, field
+
+from shinha.wire import Downtime, Event, PerfDatum, StateRow
+
+PENDING = 4
+SERVICE_STATES = ("OK", "WARNING", "CRITICAL", "UNKNOWN", "PENDING")
+HOST_STATES = ("UP", "DOWN", "UNREACHABLE", "UNREACHABLE", "PENDING")
+
+
+def host_state(return_code: int) -> int:
+    """Map a host plugin's exit code to UP (0) or DOWN (1)."""
+    return 0 if return_code in (0, 1) else 1
+
+
+@dataclass(slots=True)
+class CheckState:
+    """What the scheduler knows of one host (service "") or service right now."""
+
+    host: str
+    service: str
+    max_attempts: int
+    state: int = PENDING
+    state_type: str = "HARD"
+    attempt: int = 1
+    last_check: float = 0.0
+    last_state_change: float = 0.0
+    last_hard_state: int = 0
+    last_hard_state_change: float = 0.0
+    output: str = ""
+    long_output: str = ""
+    perfdata: list[PerfDatum] = field(default_factory=list)
+    acknowledged: bool = False
+    ack_author: str = ""
+    ack_comment: str = ""
+    ack_sticky: bool = False
+    downtimes: list[Downtime] = field(default_factory=list)
+    last_result_id: str = ""
+
+    @property
+    def is_host(self) -> bool:
+        return not self.service
+
+    @property
+    def problem(self) -> bool:
+        return self.state not in (0, PENDING)
+
+    def in_downtime(self, now: float) -> bool:
+        return any(d.start <= now < d.end for d in self.downtimes)
+
+    def row(self) -> StateRow:
+        return StateRow(
+            host=self.host, service=self.service, state=self.state,
+            state_type=self.state_type,
+            attempt=self.attempt, last_check=self.last_check,
+            last_state_change=self.last_state_change, last_hard_state=self.last_hard_state,
+            last_hard_state_change=self.last_hard_state_change, output=self.output,
+            long_output=self.long_output, perfdata=self.perfdata,
+            acknowledged=self.acknowledged, ack_author=self.ack_author,
+            ack_comment=self.ack_comment, ack_sticky=self.ack_sticky,
+            downtimes=self.downtimes, last_result_id=self.last_result_id)
+
+    def resume(self, row: StateRow) -> None:
+        """Take the stored state of this host or service (after a failover or a restart)."""
+        self.state = row.state
+        self.state_type = row.state_type
+        self.attempt = min(max(1, row.attempt), self.max_attempts)
+        self.last_check = row.last_check
+        self.last_state_change = row.last_state_change
+        self.last_hard_state = row.last_hard_state
+        self.last_hard_state_change = row.last_hard_state_change
+        self.output = row.output
+        self.long_output = row.long_output
+        self.perfdata = list(row.perfdata)
+        self.acknowledged = row.acknowledged
+        self.ack_author = row.ack_author
+        self.ack_comment = row.ack_comment
+        self.ack_sticky = row.ack_sticky
+        self.downtimes = list(row.downtimes)
+        self.last_result_id = row.last_result_id
+
+    def name(self, state: int | None = None) -> str:
+        value = self.state if state is None else state
+        return (HOST_STATES if self.is_host else SERVICE_STATES)[value]
+
+    def apply(self, state: int, now: float, output: str, long_output: str,
+              perfdata: list[PerfDatum], result_id: str) -> list[Event]:
+        """Take one check result; return the events it caused (state changes, ack ended)."""
+        prev_state, prev_type = self.state, self.state_type
+        events: list[Event] = []
+        if state == 0:
+            self.attempt = 1
+            self.state_type = "HARD"
+        elif prev_state in (0, PENDING):
+            self.attempt = 1
+            self.state_type = "HARD" if self.max_attempts <= 1 else "SOFT"
+        elif prev_type == "SOFT":
+            self.attempt = min(self.attempt + 1, self.max_attempts)
+            self.state_type = "HARD" if self.attempt >= self.max_attempts else "SOFT"
+        else:
+            self.attempt = self.max_attempts
+            self.state_type = "HARD"
+        self.state = state
+        self.last_check = now
+        self.output, self.long_output, self.perfdata = output, long_output, perfdata
+        self.last_result_id = result_id
+        changed = state != prev_state or self.state_type != prev_type
+        if state != prev_state:
+            self.last_state_change = now
+        if self.state_type == "HARD" and (state != self.last_hard_state or prev_state == PENDING):
+            self.last_hard_state = state
+            self.last_hard_state_change = now
+        if changed:
+            events.append(self._event("state", now, output))
+        if self.acknowledged and (state == 0 or (state != prev_state and not self.ack_sticky)):
+            self.acknowledged = False
+            self.ack_author = self.ack_comment = ""
+            events.append(self._event("unack", now, "acknowledgement ended by a state change"))
+        return events
+
+    def acknowledge(self, author: str, comment: str, sticky: bool, now: float) -> list[Event]:
+        """Acknowledge the current problem (ignored, as in Nagios, when there is none)."""
+        if not self.problem:
+            return []
+        self.acknowledged, self.ack_author, self.ack_comment = True, author, comment
+        self.ack_sticky = sticky
+        return [self._event("ack", now, f"{author}: {comment}")]
+
+    def unacknowledge(self, now: float) -> list[Event]:
+        if not self.acknowledged:
+            return []
+        self.acknowledged = False
+        self.ack_author = self.ack_comment = ""
+        return [self._event("unack", now, "acknowledgement removed")]
+
+    def add_downtime(self, downtime: Downtime, now: float) -> list[Event]:
+        if any(d.downtime_id == downtime.downtime_id for d in self.downtimes):
+            return []
+        self.downtimes.append(downtime)
+        return [self._event("downtime_add", now, f"{downtime.author}: {downtime.comment}",
+                            detail=downtime.downtime_id)]
+
+    def remove_downtime(self, downtime_id: str, now: float) -> list[Event]:
+        kept = [d for d in self.downtimes if d.downtime_id != downtime_id]
+        if len(kept) == len(self.downtimes):
+            return []
+        self.downtimes = kept
+        return [self._event("downtime_remove", now, "downtime removed", detail=downtime_id)]
+
+    def expire_downtimes(self, now: float) -> list[Event]:
+        """Drop downtimes whose end has passed."""
+        ended = [d for d in self.downtimes if d.end <= now]
+        if not ended:
+            return []
+        self.downtimes = [d for d in self.downtimes if d.end > now]
+        return [self._event("downtime_end", now, "downtime ended", detail=d.downtime_id)
+                for d in ended]
+
+    def _event(self, kind: str, now: float, output: str, detail: str = "") -> Event:
+        return Event(event_id=uuid.uuid4().hex, time=now, host=self.host, service=self.service,
+                     kind=kind,
+                     state=self.state, state_type=self.state_type, attempt=self.attempt,
+                     output=output, detail=detail)

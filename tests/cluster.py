@@ -1,0 +1,213 @@
+"""A real cluster for tests: a configuration tree on loopback "hosts", daemons as real
+processes (`python -m shinha daemon …`), HTTP helpers, and waiting on conditions with a
+deadline (never sleeping and hoping)."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import socket
+import subprocess
+import sys
+import time
+import urllib.error
+import urllib.request
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, TypeVar
+
+ROOT = Path(__file__).resolve().parents[1]
+SECRET = "test-secret-0123456789"
+PLUGINS = "/usr/lib/nagios/plugins"
+T = TypeVar("T")
+
+
+def free_port(address: str = "127.0.0.1") -> int:
+    with socket.socket() as sock:
+        sock.bind((address, 0))
+        return int(sock.getsockname()[1])
+
+
+def wait_for(predicate: Callable[[], T], timeout: float, what: str,
+             interval: float = 0.1) -> T:
+    """Poll `predicate` until it returns something truthy; fail with `what` at the deadline."""
+    deadline = time.monotonic() + timeout
+    last_error: Exception | None = None
+    while time.monotonic() < deadline:
+        try:
+            value = predicate()
+        except (OSError, ValueError, KeyError, urllib.error.URLError) as exc:
+            last_error = exc
+            value = None  # type: ignore[assignment]
+        if value:
+            return value
+        time.sleep(interval)
+    raise AssertionError(f"timed out after {timeout:.0f} s waiting for {what}"
+                         + (f" (last error: {last_error})" if last_error else ""))
+
+
+@dataclass
+class Daemon:
+    role: str
+    name: str
+    address: str
+    port: int
+    extra: str = ""
+    spare: bool = False
+    host_name: str = "localhost"
+
+    @property
+    def url(self) -> str:
+        return f"http://{self.address}:{self.port}"
+
+    def define(self) -> str:
+        spare = "1" if self.spare else "0"
+        return (f"define {self.role} {{\n  {self.role}_name {self.name}\n"
+                f"  host_name {self.host_name}\n  address {self.address}\n"
+                f"  port {self.port}\n  spare {spare}\n  check_interval 1\n"
+                f"  max_check_attempts 3\n  timeout 2\n  data_timeout 10\n"
+                f"{self.extra}}}\n")
+
+
+@dataclass
+class Cluster:
+    """A configuration tree plus the processes started from it."""
+
+    root: Path
+    daemons: dict[str, Daemon] = field(default_factory=dict)
+    objects: str = ""
+    procs: dict[str, subprocess.Popen[bytes]] = field(default_factory=dict)
+
+    @property
+    def main(self) -> Path:
+        return self.root / "shinha.cfg"
+
+    def add(self, role: str, name: str, address: str = "127.0.0.1", extra: str = "",
+            spare: bool = False) -> Daemon:
+        d = Daemon(role, name, address, free_port(address), extra, spare)
+        self.daemons[name] = d
+        return d
+
+    def write(self) -> None:
+        self.root.mkdir(parents=True, exist_ok=True)
+        (self.root / "resource.cfg").write_text(f"$USER1$={PLUGINS}\n$USER2$={self.root}\n")
+        (self.root / "shinha.cfg").write_text(
+            "cfg_file=daemons.cfg\ncfg_file=objects.cfg\nresource_file=resource.cfg\n"
+            f"cluster_secret={SECRET}\nworkdir=var\ninterval_length=1\n")
+        (self.root / "daemons.cfg").write_text(
+            "".join(d.define() for d in self.daemons.values()))
+        (self.root / "objects.cfg").write_text(self.objects)
+
+    def plugin(self, name: str, body: str) -> Path:
+        """Write an executable shell plugin into the tree; $USER2$ points here."""
+        path = self.root / name
+        path.write_text("#!/bin/sh\n" + body)
+        path.chmod(0o755)
+        return path
+
+    def start(self, name: str) -> subprocess.Popen[bytes]:
+        d = self.daemons[name]
+        log_path = self.root / f"{d.role}-{name}.log"
+        with open(log_path, "ab") as log:
+            proc = subprocess.Popen(
+                [sys.executable, "-m", "shinha", "daemon", d.role, name, "-c", str(self.main),
+                 "--log-level", "DEBUG"], stdout=log, stderr=subprocess.STDOUT,
+                stdin=subprocess.DEVNULL, cwd=ROOT, env={**os.environ, "PYTHONPATH": str(ROOT)})
+        self.procs[name] = proc
+        wait_for(lambda: self.ping(name) or proc.poll() is not None, 30, f"{name} to listen")
+        if proc.poll() is not None:
+            raise AssertionError(f"{name} exited with {proc.returncode}:\n{self.log(name)}")
+        return proc
+
+    def start_all(self) -> None:
+        order = ("dataserver", "scheduler", "poller", "receiver", "arbiter")
+        for role in order:
+            for name, d in self.daemons.items():
+                if d.role == role:
+                    self.start(name)
+
+    def log(self, name: str) -> str:
+        d = self.daemons[name]
+        path = self.root / f"{d.role}-{name}.log"
+        return path.read_text(errors="replace") if path.exists() else ""
+
+    def tails(self, lines: int = 40) -> str:
+        """The end of every daemon's log, for a failing test's message."""
+        out = []
+        for name in self.daemons:
+            text = self.log(name).splitlines()[-lines:]
+            out.append(f"\n===== {name}\n" + "\n".join(text))
+        return "".join(out)
+
+    def wait(self, predicate: Callable[[], T], timeout: float, what: str) -> T:
+        """wait_for, with every daemon's log tail in the failure message."""
+        try:
+            return wait_for(predicate, timeout, what)
+        except AssertionError as exc:
+            raise AssertionError(f"{exc}\n{self.tails()}") from None
+
+    def kill(self, name: str, sig: int = signal.SIGKILL) -> None:
+        proc = self.procs[name]
+        proc.send_signal(sig)
+        if sig in (signal.SIGKILL, signal.SIGTERM):
+            proc.wait(timeout=30)
+
+    def stop_all(self) -> None:
+        for proc in self.procs.values():
+            if proc.poll() is None:
+                proc.send_signal(signal.SIGCONT)
+                proc.terminate()
+        for proc in self.procs.values():
+            try:
+                proc.wait(timeout=20)
+            except subprocess.TimeoutExpired:
+                proc.kill()
+                proc.wait()
+
+    # --- HTTP -------------------------------------------------------------------------------
+
+    def request(self, name: str, method: str, path: str, body: Any = None,
+                secret: str | None = SECRET, raw: bytes | None = None,
+                timeout: float = 10.0) -> tuple[int, Any]:
+        d = self.daemons[name]
+        data = raw if raw is not None else (json.dumps(body).encode()
+                                            if body is not None else None)
+        headers = {"Content-Type": "application/json"}
+        if secret is not None:
+            headers["Authorization"] = f"Bearer {secret}"
+        req = urllib.request.Request(d.url + path, data=data, method=method, headers=headers)
+        try:
+            with urllib.request.urlopen(req, timeout=timeout) as resp:
+                payload = resp.read()
+                status = resp.status
+        except urllib.error.HTTPError as exc:
+            payload, status = exc.read(), exc.code
+        try:
+            return status, json.loads(payload) if payload else None
+        except ValueError:
+            return status, payload.decode(errors="replace")
+
+    def get(self, name: str, path: str) -> Any:
+        status, body = self.request(name, "GET", path)
+        assert status == 200, (status, body)
+        return body
+
+    def ping(self, name: str) -> bool:
+        try:
+            status, _ = self.request(name, "GET", "/ping", timeout=1.0)
+        except (OSError, urllib.error.URLError):
+            return False
+        return status == 200
+
+    def service(self, dataserver: str, host: str, service: str) -> dict[str, Any] | None:
+        page = self.get(dataserver, f"/api/services?host={host}&limit=1000")
+        for row in page["items"]:
+            if row["service"] == service:
+                return dict(row)
+        return None
+
+    def history(self, dataserver: str, host: str, service: str) -> list[dict[str, Any]]:
+        page = self.get(dataserver, f"/api/services/{host}/{service}/history?limit=1000")
+        return list(page["items"])

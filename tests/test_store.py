@@ -1,0 +1,462 @@
+"""The data-server's SQLite store: idempotency, only-new-data, queries, durability, errors."""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import signal
+import sqlite3
+import subprocess
+import sys
+import textwrap
+from collections.abc import Awaitable, Callable
+from pathlib import Path
+from typing import Any, TypeVar
+
+import pytest
+
+from shinha.clock import ManualClock
+from shinha.dataserver.sqlite import DB_FILENAME, SqliteStore
+from shinha.dataserver.store import Store
+from shinha.errors import StorageError
+from shinha.wire import CheckResult, Downtime, Event, IngestBatch, PerfDatum, StateRow
+
+ROOT = Path(__file__).resolve().parents[1]
+T = TypeVar("T")
+
+
+def run(fn: Callable[[Store], Awaitable[T]], path: Path) -> T:
+    """Open a store on `path`, run `fn` with it on a fresh event loop, close it."""
+
+    async def main() -> T:
+        async with SqliteStore(path) as store:
+            return await fn(store)
+
+    return asyncio.run(main())
+
+
+def result(rid: str, host: str = "web1", service: str = "HTTP", rc: int = 0,
+           output: str = "OK", value: float = 1.0, finished: float = 1000.0) -> CheckResult:
+    return CheckResult(result_id=f"result-{rid}", host=host, service=service, return_code=rc,
+                       output=output, finished=finished,
+                       perfdata=[PerfDatum(label="time", value=value, uom="s", warn="2")])
+
+
+def batch(results: list[CheckResult] | None = None, states: list[StateRow] | None = None,
+          events: list[Event] | None = None) -> IngestBatch:
+    return IngestBatch(scheduler="scheduler-1", results=results or [], states=states or [],
+                       events=events or [])
+
+
+def event(eid: str, at: float, kind: str = "state", state: int | None = 2) -> Event:
+    return Event.model_validate({"event_id": eid, "time": at, "host": "web1",
+                                 "service": "HTTP", "kind": kind, "state": state,
+                                 "state_type": "HARD", "output": f"went {state}"})
+
+
+def result_rows(path: Path) -> int:
+    with sqlite3.connect(path) as conn:
+        return int(conn.execute("SELECT count(*) FROM results").fetchone()[0])
+
+
+# --- idempotency and only-new-data -------------------------------------------------------
+
+
+def test_same_batch_twice_is_stored_once(tmp_path: Path) -> None:
+    sent = batch([result("a", service="A"), result("b", service="B"),
+                  result("c", service="C")])
+
+    async def go(store: Store) -> None:
+        first = await store.ingest(sent)
+        again = await store.ingest(sent)
+        assert (first.stored_new, first.only_bumped, first.duplicates) == (3, 0, 0)
+        assert (again.stored_new, again.only_bumped, again.duplicates) == (0, 0, 3)
+        assert again.accepted == first.accepted == ["result-a", "result-b", "result-c"]
+        assert await store.counters() == {"stored_new": 3, "only_bumped": 0, "duplicates": 3,
+                                          "results": 3, "events": 0}
+
+    run(go, tmp_path / "s.db")
+    assert result_rows(tmp_path / "s.db") == 3
+
+
+def test_a_result_repeated_inside_one_batch_is_a_duplicate(tmp_path: Path) -> None:
+    async def go(store: Store) -> None:
+        reply = await store.ingest(batch([result("a"), result("a"), result("b", rc=2)]))
+        assert reply.accepted == ["result-a", "result-b"]
+        assert (reply.stored_new, reply.duplicates) == (2, 1)
+
+    run(go, tmp_path / "s.db")
+
+
+def test_only_new_data_bumps_unchanged_results_and_stores_changes(tmp_path: Path) -> None:
+    async def go(store: Store) -> None:
+        steps = [result("1", finished=100), result("2", finished=160),
+                 result("3", finished=220), result("4", value=1.5, finished=280),
+                 result("5", value=1.5, output="OK slow", finished=340),
+                 result("6", value=1.5, output="OK slow", rc=1, finished=400),
+                 result("7", value=1.5, output="OK slow", rc=1, finished=460)]
+        replies = [await store.ingest(batch([r])) for r in steps]
+        assert [(r.stored_new, r.only_bumped) for r in replies] == [
+            (1, 0), (0, 1), (0, 1), (1, 0), (1, 0), (1, 0), (0, 1)]
+        [row] = await store.states(["web1"])
+        assert (row.last_check, row.last_result_id, row.output) == (460, "result-7", "OK slow")
+        total, items = await store.history("web1", "HTTP", 0, 10)
+        assert total == 4
+        # Newest first; each row stands for the results folded into it and says until when.
+        assert [(i["result_id"], i["hits"], i["time"], i["last_seen"]) for i in items] == [
+            ("result-6", 2, 400, 460), ("result-5", 1, 340, 340),
+            ("result-4", 1, 280, 280), ("result-1", 3, 100, 220)]
+        assert items[0]["state"] == 1
+        assert items[0]["perfdata"] == [{"label": "time", "value": 1.5, "uom": "s", "warn": "2",
+                                         "crit": "", "min": None, "max": None}]
+        assert await store.counters() == {"stored_new": 4, "only_bumped": 3, "duplicates": 0,
+                                          "results": 7, "events": 0}
+
+    run(go, tmp_path / "s.db")
+
+
+def test_only_new_data_within_one_batch_in_time_order(tmp_path: Path) -> None:
+    async def go(store: Store) -> None:
+        # Sent out of order: compared in the order they happened.
+        reply = await store.ingest(batch([result("3", rc=2, finished=300),
+                                          result("1", finished=100),
+                                          result("2", finished=200)]))
+        assert (reply.stored_new, reply.only_bumped) == (2, 1)
+        _, items = await store.history("web1", "HTTP", 0, 10)
+        assert [(i["result_id"], i["hits"], i["last_seen"]) for i in items] == [
+            ("result-3", 1, 300), ("result-1", 2, 200)]
+
+    run(go, tmp_path / "s.db")
+
+
+def test_a_late_result_goes_to_history_without_replacing_the_current_one(
+        tmp_path: Path) -> None:
+    async def go(store: Store) -> None:
+        await store.ingest(batch([result("new", finished=500)]))
+        late = await store.ingest(batch([result("old", rc=2, output="BAD", finished=400)]))
+        assert late.stored_new == 1
+        again = await store.ingest(batch([result("newer", finished=560)]))
+        assert again.only_bumped == 1  # still compared with the newest result, not the late one
+        [row] = await store.states(["web1"])
+        assert (row.output, row.last_check) == ("OK", 560)
+        _, items = await store.history("web1", "HTTP", 0, 10)
+        assert [i["result_id"] for i in items] == ["result-new", "result-old"]
+
+    run(go, tmp_path / "s.db")
+
+
+# --- current states ------------------------------------------------------------------------
+
+
+def full_state(**changes: Any) -> StateRow:
+    values: dict[str, Any] = dict(
+        host="web1", service="HTTP", state=2, state_type="SOFT", attempt=2, last_check=900.0,
+        last_state_change=840.0, last_hard_state=0, last_hard_state_change=100.0,
+        output="CRITICAL - refused", long_output="line 2\nline 3",
+        perfdata=[PerfDatum(label="time", value=None, min=0.0, max=10.0)],
+        acknowledged=True, ack_author="alice", ack_comment="on it", ack_sticky=True,
+        downtimes=[Downtime(downtime_id="dt-1", host="web1", service="HTTP", start=1000.0,
+                            end=4600.0, fixed=False, duration=600, author="bob",
+                            comment="patching")],
+        last_result_id="result-x")
+    values.update(changes)
+    return StateRow.model_validate(values)
+
+
+def test_states_round_trip_with_acknowledgements_and_downtimes(tmp_path: Path) -> None:
+    sent = [full_state(), full_state(service="", state=0, state_type="HARD",
+                                     acknowledged=False, downtimes=[]),
+            full_state(host="db1"), StateRow(host="web2")]
+
+    async def go(store: Store) -> None:
+        await store.ingest(batch(states=sent))
+        assert await store.states(["web1", "db1", "nowhere"]) == sorted(
+            sent[:3], key=lambda s: (s.host, s.service))
+        # The scheduler is the authority: an upsert replaces every field it sends.
+        cleared = full_state(acknowledged=False, ack_author="", ack_comment="",
+                             ack_sticky=False, downtimes=[], state=0, state_type="HARD",
+                             last_check=960.0)
+        await store.ingest(batch(states=[cleared]))
+        assert [s for s in await store.states(["web1"]) if s.service] == [cleared]
+
+    run(go, tmp_path / "s.db")
+
+
+def test_a_result_for_an_unknown_check_creates_its_state_and_the_scheduler_overrides_it(
+        tmp_path: Path) -> None:
+    async def go(store: Store) -> None:
+        await store.ingest(batch([result("a", rc=2, output="BAD", finished=50)]))
+        [first] = await store.states(["web1"])
+        assert (first.state, first.output, first.last_result_id) == (2, "BAD", "result-a")
+        soft = StateRow(host="web1", service="HTTP", state=2, state_type="SOFT", attempt=1,
+                        last_check=110, output="BAD", last_result_id="result-b")
+        reply = await store.ingest(batch([result("b", rc=2, output="BAD", finished=110)],
+                                         states=[soft]))
+        assert reply.only_bumped == 1
+        assert await store.states(["web1"]) == [soft]
+
+    run(go, tmp_path / "s.db")
+
+
+def test_paging_and_filters(tmp_path: Path) -> None:
+    hosts = [StateRow(host=f"host{h:02d}", state=1 if h % 4 == 0 else 0) for h in range(10)]
+    services = [StateRow(host=f"host{h:02d}", service=f"svc{s}", state=(h + s) % 5)
+                for h in range(10) for s in range(6)]
+
+    async def go(store: Store) -> None:
+        await store.ingest(batch(states=hosts + services))
+        total, page = await store.list_hosts(3, 4)
+        assert total == 10 and [r.host for r in page] == ["host03", "host04", "host05", "host06"]
+        total, page = await store.list_hosts(0, 10, state=1)
+        assert total == 3 and [r.host for r in page] == ["host00", "host04", "host08"]
+        total, page = await store.list_hosts(20, 5)
+        assert (total, page) == (10, [])
+        total, page = await store.list_services(0, 100)
+        assert total == 60 and page == sorted(services, key=lambda r: (r.host, r.service))
+        total, page = await store.list_services(2, 3, host="host07")
+        assert total == 6 and [r.service for r in page] == ["svc2", "svc3", "svc4"]
+        total, page = await store.list_services(0, 100, state=4)
+        assert total == 12 and all(r.state == 4 for r in page)
+        total, page = await store.list_services(0, 5, problems=True)
+        assert total == 36 and len(page) == 5 and all(r.state in (1, 2, 3) for r in page)
+        total, page = await store.list_services(0, 100, host="host01", problems=True, state=2)
+        assert total == 1 and [r.service for r in page] == ["svc1"]
+        with pytest.raises(ValueError):
+            await store.list_hosts(-1, 10)
+
+    run(go, tmp_path / "s.db")
+
+
+# --- events and history ----------------------------------------------------------------------
+
+
+def test_events_are_idempotent_and_history_merges_them_newest_first(tmp_path: Path) -> None:
+    events = [event("e-crit", 300), event("e-ack", 350, kind="ack", state=None)]
+
+    async def go(store: Store) -> None:
+        await store.ingest(batch([result("1", finished=100), result("2", rc=2, finished=300)],
+                                 events=events))
+        await store.ingest(batch(events=[*events, event("e-ok", 400, state=0)]))
+        assert (await store.counters())["events"] == 3
+        await store.ingest(batch([result("3", finished=400)]))
+        total, items = await store.history("web1", "HTTP", 0, 100)
+        assert total == 6
+        assert [(i["type"], i.get("result_id") or i["event_id"]) for i in items] == [
+            ("event", "e-ok"), ("result", "result-3"), ("event", "e-ack"),
+            ("event", "e-crit"), ("result", "result-2"), ("result", "result-1")]
+        assert items[2]["kind"] == "ack" and items[2]["state"] is None
+        _, page = await store.history("web1", "HTTP", 2, 3)
+        assert page == items[2:5]
+        assert await store.history("web1", "nothing", 0, 10) == (0, [])
+
+    run(go, tmp_path / "s.db")
+
+
+def test_purge_keeps_the_current_result_and_forgets_old_ids(tmp_path: Path) -> None:
+    async def go() -> None:
+        store = SqliteStore(tmp_path / "s.db", clock=ManualClock(wall=1000.0))
+        await store.open()
+        await store.ingest(batch([result("1", finished=100), result("2", rc=2, finished=200),
+                                  result("3", rc=0, finished=300),
+                                  result("4", rc=0, finished=9000)],
+                                 events=[event("e1", 200), event("e2", 9000)]))
+        # result-3 stands for results 3 and 4 (last seen 9000): it stays with the newer event.
+        assert await store.purge(older_than=5000) == 3
+        total, items = await store.history("web1", "HTTP", 0, 10)
+        assert total == 2
+        assert [i.get("result_id") or i["event_id"] for i in items] == ["e2", "result-3"]
+        # The ids were received at 1000: forgotten, so a resent result counts again.
+        reply = await store.ingest(batch([result("4", rc=0, finished=9000)]))
+        assert (reply.duplicates, reply.only_bumped) == (0, 1)
+        await store.close()
+
+    asyncio.run(go())
+
+
+def test_result_ids_expire_after_the_retention_as_new_ones_arrive(tmp_path: Path) -> None:
+    async def go() -> None:
+        clock = ManualClock(wall=10_000.0)
+        store = SqliteStore(tmp_path / "s.db", clock=clock, id_retention=3600)
+        await store.open()
+        await store.ingest(batch([result("a", finished=100)]))
+        clock.advance(3000)
+        await store.ingest(batch([result("b", finished=200)]))
+        assert (await store.ingest(batch([result("a", finished=100)]))).duplicates == 1
+        clock.advance(700)
+        await store.ingest(batch([result("c", finished=300)]))  # a is 3700 s old: forgotten
+        again = await store.ingest(batch([result("a", finished=100), result("b")]))
+        assert (again.duplicates, again.only_bumped) == (1, 1)
+        await store.close()
+
+    asyncio.run(go())
+
+
+# --- concurrency ---------------------------------------------------------------------------
+
+
+def test_concurrent_ingests_land_exactly_once(tmp_path: Path) -> None:
+    # 40 senders of 5 batches each; every sender resends 20 ids of its neighbour's.
+    def ids_of(sender: int) -> list[int]:
+        return list(range(sender * 100, sender * 100 + 100)) + list(
+            range(((sender + 1) % 40) * 100, ((sender + 1) % 40) * 100 + 20))
+
+    def make(i: int) -> CheckResult:
+        return result(f"{i:06d}", host=f"h{i % 13}", service=f"s{i % 17}", rc=i % 3,
+                      output=f"out {i % 5}", finished=float(i))
+
+    async def send(store: Store, sender: int) -> list[tuple[int, int, int]]:
+        ids = ids_of(sender)
+        replies = []
+        for start in range(0, len(ids), 24):
+            reply = await store.ingest(batch([make(i) for i in ids[start:start + 24]]))
+            assert len(reply.accepted) == len(ids[start:start + 24])
+            replies.append((reply.stored_new, reply.only_bumped, reply.duplicates))
+        return replies
+
+    async def go(store: Store) -> None:
+        replies = await asyncio.gather(*(send(store, s) for s in range(40)))
+        flat = [r for rs in replies for r in rs]
+        assert sum(new + bumped for new, bumped, _ in flat) == 4000
+        assert sum(dup for _, _, dup in flat) == 800
+        counters = await store.counters()
+        assert counters["results"] == 4000 and counters["duplicates"] == 800
+
+    run(go, tmp_path / "s.db")
+    with sqlite3.connect(tmp_path / "s.db") as conn:
+        assert conn.execute("SELECT count(*) FROM seen_results").fetchone()[0] == 4000
+        stored = conn.execute("SELECT value FROM counters WHERE name = 'stored_new'").fetchone()
+        assert result_rows(tmp_path / "s.db") == stored[0]
+
+
+# --- durability ----------------------------------------------------------------------------
+
+CHILD = textwrap.dedent("""\
+    import asyncio, sys
+    from pathlib import Path
+    from shinha.dataserver.sqlite import SqliteStore
+    from shinha.wire import CheckResult, IngestBatch, StateRow
+
+    async def main() -> None:
+        store = SqliteStore(Path(sys.argv[1]))
+        await store.open()
+        n = 0
+        while True:
+            results = [CheckResult(result_id=f"r-{n:05d}-{i:03d}", host=f"h{i % 7}",
+                                   service=f"s{i}", return_code=0,
+                                   output=f"out {n // 3 if i % 2 else 0}",
+                                   finished=1000.0 + n) for i in range(100)]
+            states = [StateRow(host=r.host, service=r.service, last_check=r.finished,
+                               output=r.output, last_result_id=r.result_id) for r in results]
+            reply = await store.ingest(IngestBatch(scheduler="s", results=results,
+                                                   states=states))
+            print(n, " ".join(reply.accepted), flush=True)
+            n += 1
+
+    asyncio.run(main())
+""")
+
+
+def test_sigkill_right_after_ingest_loses_nothing_accepted(tmp_path: Path) -> None:
+    path = tmp_path / "s.db"
+    env = {**os.environ, "PYTHONPATH": str(ROOT)}
+    child = subprocess.Popen([sys.executable, "-c", CHILD, str(path)], stdout=subprocess.PIPE,
+                             text=True, env=env, cwd=ROOT)
+    accepted: list[str] = []
+    last = -1
+    try:
+        assert child.stdout is not None
+        while last < 30:
+            line = child.stdout.readline()
+            assert line, "the child died before accepting 30 batches"
+            number, *ids = line.split()
+            last = int(number)
+            accepted += ids
+        # Killed while it is already inside its next ingest: no clean shutdown at all.
+        child.send_signal(signal.SIGKILL)
+    finally:
+        child.kill()
+        child.wait(timeout=10)
+    assert child.returncode == -signal.SIGKILL
+    assert len(accepted) == 3100
+
+    async def go(store: Store) -> None:
+        counters = await store.counters()
+        # Everything accepted is there; batches the child committed after the last line we
+        # read may be too, but only whole ones.
+        assert counters["results"] >= 3100 and counters["results"] % 100 == 0
+        # Resent with other content: every id is known, none is stored again.
+        resent = await store.ingest(batch([CheckResult(result_id=rid, host="h0", return_code=2)
+                                           for rid in accepted]))
+        assert (resent.duplicates, resent.stored_new, resent.only_bumped) == (3100, 0, 0)
+        rows = await store.states([f"h{i}" for i in range(7)])
+        assert len(rows) == 100 and min(r.last_check for r in rows) >= 1000.0 + last
+        assert counters["stored_new"] + counters["only_bumped"] == counters["results"]
+
+    run(go, path)
+    with sqlite3.connect(path) as conn:
+        assert conn.execute("PRAGMA integrity_check").fetchone()[0] == "ok"
+        stored = conn.execute("SELECT value FROM counters WHERE name = 'stored_new'").fetchone()
+    assert result_rows(path) == stored[0]
+
+
+def test_the_store_fsyncs_each_commit(tmp_path: Path) -> None:
+    async def go(store: Store) -> tuple[Any, ...]:
+        assert isinstance(store, SqliteStore)
+        # Private on purpose: the durability choice is a per-connection setting.
+        return await store._call(lambda c: (c.execute("PRAGMA journal_mode").fetchone()[0],
+                                            c.execute("PRAGMA synchronous").fetchone()[0]))
+
+    assert run(go, tmp_path / "s.db") == ("wal", 2)  # 2 = FULL
+
+
+def test_counters_survive_a_restart_and_a_directory_gets_the_default_file(
+        tmp_path: Path) -> None:
+    async def first(store: Store) -> None:
+        await store.ingest(batch([result("a"), result("b")]))
+
+    async def second(store: Store) -> dict[str, int]:
+        return await store.counters()
+
+    run(first, tmp_path)
+    assert (tmp_path / DB_FILENAME).exists()
+    assert run(second, tmp_path)["only_bumped"] == 1
+
+
+# --- refusals ------------------------------------------------------------------------------
+
+
+def test_a_newer_schema_is_refused(tmp_path: Path) -> None:
+    path = tmp_path / "s.db"
+    run(Store.counters, path)
+    with sqlite3.connect(path) as conn:
+        conn.execute("UPDATE meta SET value = '99' WHERE key = 'schema_version'")
+    with pytest.raises(StorageError, match="schema version 99, newer than the 1"):
+        run(Store.counters, path)
+
+
+def test_a_corrupt_file_is_refused(tmp_path: Path) -> None:
+    path = tmp_path / "s.db"
+    path.write_bytes(b"this is not a database\n" * 400)
+    with pytest.raises(StorageError, match="not a shinha data-server database, or it is corrupt"):
+        run(Store.counters, path)
+
+
+def test_a_foreign_sqlite_database_is_refused(tmp_path: Path) -> None:
+    path = tmp_path / "other.db"
+    with sqlite3.connect(path) as conn:
+        conn.execute("CREATE TABLE something (x)")
+    with pytest.raises(StorageError, match="not a shinha data-server's"):
+        run(Store.counters, path)
+
+
+def test_a_closed_store_refuses_calls(tmp_path: Path) -> None:
+    async def go() -> None:
+        store = SqliteStore(tmp_path / "s.db")
+        with pytest.raises(StorageError, match="not open"):
+            await store.counters()
+        await store.open()
+        await store.close()
+        with pytest.raises(StorageError, match="not open"):
+            await store.ingest(batch([result("a")]))
+
+    asyncio.run(go())
