@@ -8,7 +8,7 @@ SUDO   := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 # Debian packages the tests use: real Nagios plugins (and nagios4 for the bench comparison).
 DEB_PACKAGES := monitoring-plugins-basic nagios4-core
 
-.PHONY: run test lint bench deps venv clean docs
+.PHONY: run test lint bench deps deps-run venv clean docs
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -17,6 +17,10 @@ $(STAMP): pyproject.toml
 	touch $(STAMP)
 
 venv: $(STAMP)
+
+# The default configuration runs real Nagios plugins: install them when we can.
+deps-run:
+	@dpkg -s monitoring-plugins-basic >/dev/null 2>&1 || $(MAKE) --no-print-directory deps
 
 # Install the Debian packages the tests need when running as root (CI, a fresh machine).
 deps:
@@ -29,9 +33,10 @@ deps:
 	  else echo "missing Debian packages:$$missing (install them as root)"; exit 1; fi; \
 	fi
 
-# The daemons are not built yet: for now `make run` validates the default configuration.
-run: $(STAMP)
-	$(VENV)/bin/shinha check-config etc/shinha.cfg
+# Start the default one-host cluster (etc/) on loopback; Ctrl-C stops it.
+run: $(STAMP) deps-run
+	$(VENV)/bin/shinha check-config etc/shinha.cfg >/dev/null || $(VENV)/bin/shinha check-config etc/shinha.cfg
+	$(VENV)/bin/shinha run -c etc/shinha.cfg
 
 test: $(STAMP) deps
 	$(PY) -m pytest -q

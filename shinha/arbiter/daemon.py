@@ -150,7 +150,8 @@ class ArbiterDaemon(Daemon):
     async def _watch(self, link: PeerLink) -> None:
         """Ping one daemon every check_interval; dispatch to it when it needs it."""
         while True:
-            await asyncio.sleep(link.check_interval)
+            # Until a daemon has answered once (it may still be starting), ask every second.
+            await asyncio.sleep(link.check_interval if link.ever_seen else 1.0)
             reply = await self._ping_peer(link)
             if reply is not None and self._needs_dispatch(link, reply):
                 await self._dispatch_one(link)

@@ -112,6 +112,7 @@ class Daemon:
         self.epoch = int(self.state.load("epoch", {"epoch": 0}).get("epoch", 0))
         self.started_at = self.clock.time()
         await self.client.start()
+        await self.on_prepare()
         app = make_app()
         app.router.add_get("/ping", self._ping)
         app.router.add_get("/status", self._status)
@@ -163,6 +164,9 @@ class Daemon:
 
     def add_routes(self, app: web.Application) -> None:
         """Add the role's endpoints."""
+
+    async def on_prepare(self) -> None:
+        """Open what requests need (a database, worker processes) before serving."""
 
     async def on_start(self) -> None:
         """Start the role's background loops (with self.tasks.spawn)."""

@@ -60,7 +60,7 @@ class DataserverDaemon(Daemon):
         app.router.add_get("/api/services/{host}/{service}/history", self._history)
         app.router.add_get("/api/hosts/{host}/history", self._host_history)
 
-    async def on_start(self) -> None:
+    async def on_prepare(self) -> None:
         self.state.path.mkdir(parents=True, exist_ok=True)
         await self.store.open()
 

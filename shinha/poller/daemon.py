@@ -53,8 +53,10 @@ class PollerDaemon(Daemon):
         self.unreachable: set[str] = set()
         self.instance = uuid.uuid4().hex
 
-    async def on_start(self) -> None:
+    async def on_prepare(self) -> None:
         await self.executor.start()
+
+    async def on_start(self) -> None:
         self.tasks.spawn(self._return_loop(), "return")
 
     async def on_stop(self) -> None:
@@ -96,7 +98,8 @@ class PollerDaemon(Daemon):
             capacity = self.executor.capacity
             if capacity <= 0:
                 self.capacity_freed.clear()
-                await self.capacity_freed.wait()
+                with contextlib.suppress(TimeoutError):
+                    await asyncio.wait_for(self.capacity_freed.wait(), timeout=0.5)
                 continue
             request = PullRequest(poller=self.name, instance=self.instance, tags=tags,
                                   max_jobs=min(capacity, 512), wait=LONG_POLL)

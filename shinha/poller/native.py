@@ -15,18 +15,19 @@ from __future__ import annotations
 
 import asyncio
 import codecs
+import functools
 import ipaddress
 import os
-import shlex
 import socket
 import time
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass
+from types import MappingProxyType
 from typing import Any
 
 import aiohttp
 
-from shinha.poller.plugin import UNKNOWN, make_result, timeout_output
+from shinha.poller.plugin import UNKNOWN, make_result, split_words, timeout_output
 from shinha.wire import CheckJob, CheckResult, PerfDatum
 
 OK, WARNING, CRITICAL = 0, 1, 2
@@ -127,11 +128,13 @@ _ARGUMENTS: dict[str, dict[str, _Converter]] = {
 _REQUIRED: dict[str, tuple[str, ...]] = {"tcp": ("host", "port"), "http": ("url",)}
 
 
-def parse_arguments(module_type: str, command_line: str) -> dict[str, Any]:
+# The same services come back every interval with the same command line: parse each once.
+@functools.lru_cache(maxsize=65536)
+def parse_arguments(module_type: str, command_line: str) -> Mapping[str, Any]:
     """Parse `key=value` words for module_type; raise BadArgument naming the one at fault."""
     known = _ARGUMENTS[module_type]
     try:
-        words = shlex.split(command_line)
+        words = split_words(command_line)
     except ValueError as exc:
         raise BadArgument(f"{module_type}: cannot split the command line: {exc}") from None
     args: dict[str, Any] = {}
@@ -149,13 +152,13 @@ def parse_arguments(module_type: str, command_line: str) -> dict[str, Any]:
     for key in _REQUIRED[module_type]:
         if key not in args:
             raise BadArgument(f"{module_type}: missing argument {key}=")
-    return args
+    return MappingProxyType(args)
 
 
 # --- tcp -----------------------------------------------------------------------------------
 
 
-async def check_tcp(args: dict[str, Any], session: aiohttp.ClientSession,
+async def check_tcp(args: Mapping[str, Any], session: aiohttp.ClientSession,
                     limit: float) -> _Outcome:
     """Connect (then send/expect); judge the connect time like check_tcp."""
     del session  # same signature as every native check
@@ -197,15 +200,22 @@ async def check_tcp(args: dict[str, Any], session: aiohttp.ClientSession,
 
 async def _resolve(host: str, port: int) -> tuple[int, tuple[Any, ...]]:
     """Return (family, address) for host; an IP literal needs no resolver thread."""
+    literal = _literal_address(host, port)
+    if literal is not None:
+        return literal
+    infos = await asyncio.get_running_loop().getaddrinfo(host, port, type=socket.SOCK_STREAM)
+    if not infos:
+        raise OSError(f"no address for {host}")
+    family, _, _, _, address = infos[0]
+    return family, address
+
+
+@functools.lru_cache(maxsize=65536)
+def _literal_address(host: str, port: int) -> tuple[int, tuple[Any, ...]] | None:
     try:
         ip = ipaddress.ip_address(host)
     except ValueError:
-        infos = await asyncio.get_running_loop().getaddrinfo(host, port,
-                                                             type=socket.SOCK_STREAM)
-        if not infos:
-            raise OSError(f"no address for {host}") from None
-        family, _, _, _, address = infos[0]
-        return family, address
+        return None
     if ip.version == 6:
         return socket.AF_INET6, (host, port, 0, 0)
     return socket.AF_INET, (host, port)
@@ -226,7 +236,7 @@ async def _read_until(loop: asyncio.AbstractEventLoop, sock: socket.socket,
 # --- http ----------------------------------------------------------------------------------
 
 
-async def check_http(args: dict[str, Any], session: aiohttp.ClientSession,
+async def check_http(args: Mapping[str, Any], session: aiohttp.ClientSession,
                      limit: float) -> _Outcome:
     """GET the URL (no redirects followed); judge status and response time like check_http."""
     url: str = args["url"]
@@ -266,7 +276,7 @@ def _client_error(exc: BaseException) -> str:
 # --- shared --------------------------------------------------------------------------------
 
 
-def _judge(elapsed: float, args: dict[str, Any]) -> int:
+def _judge(elapsed: float, args: Mapping[str, Any]) -> int:
     if "critical" in args and elapsed > args["critical"]:
         return CRITICAL
     if "warning" in args and elapsed > args["warning"]:
@@ -274,7 +284,7 @@ def _judge(elapsed: float, args: dict[str, Any]) -> int:
     return OK
 
 
-def _time_datum(elapsed: float, args: dict[str, Any], limit: float) -> PerfDatum:
+def _time_datum(elapsed: float, args: Mapping[str, Any], limit: float) -> PerfDatum:
     return PerfDatum(label="time", value=round(elapsed, 6), uom="s",
                      warn=_seconds_text(args["warning"]) if "warning" in args else "",
                      crit=_seconds_text(args["critical"]) if "critical" in args else "",
@@ -285,5 +295,5 @@ def _seconds_text(seconds: float) -> str:
     return f"{seconds:g}"
 
 
-_CheckFunction = Callable[[dict[str, Any], aiohttp.ClientSession, float], Awaitable[_Outcome]]
+_CheckFunction = Callable[[Mapping[str, Any], aiohttp.ClientSession, float], Awaitable[_Outcome]]
 _CHECKS: dict[str, _CheckFunction] = {"tcp": check_tcp, "http": check_http}

@@ -37,7 +37,8 @@ _READ_SIZE = 65536
 # Nagios 4 hands a command line to /bin/sh when it holds any of these (runcmd.c): redirection,
 # pipes, job control, subshells, variables, globbing, comments. Quotes alone do not need one.
 _SHELL_CHARS = frozenset("|&;<>()$`*?[]{}~#\n")
-_QUOTING_CHARS = frozenset("'\"\\\r")
+_QUOTING_CHARS = frozenset("'\"\\")
+_BLANKS = re.compile(r"[ \t\r\n]+")
 _ASSIGNMENT = re.compile(r"[A-Za-z_][A-Za-z0-9_]*=")
 _devnull_fd: int | None = None
 _devnull_lock = threading.Lock()
@@ -47,18 +48,23 @@ def command_argv(command_line: str) -> list[str]:
     """Return the argv Nagios would exec: `/bin/sh -c LINE` for shell syntax, else the words."""
     if not _SHELL_CHARS.isdisjoint(command_line):
         return ["/bin/sh", "-c", command_line]
-    if _QUOTING_CHARS.isdisjoint(command_line):
-        # What shlex.split would return, twenty times faster: this runs for every check.
-        words = [word for word in command_line.replace("\t", " ").split(" ") if word]
-    else:
-        try:
-            words = shlex.split(command_line)
-        except ValueError:
-            # An unbalanced quote: Nagios gives the line to the shell, which reports it.
-            return ["/bin/sh", "-c", command_line]
+    try:
+        words = split_words(command_line)
+    except ValueError:
+        # An unbalanced quote: Nagios gives the line to the shell, which reports it.
+        return ["/bin/sh", "-c", command_line]
     if words and _ASSIGNMENT.match(words[0]):
         return ["/bin/sh", "-c", command_line]  # `VAR=value plugin …` needs the shell
     return words
+
+
+def split_words(line: str) -> list[str]:
+    """Split line into words as shlex.split does; raise ValueError on an unbalanced quote."""
+    if _QUOTING_CHARS.isdisjoint(line):
+        # The same words as shlex.split, twenty times faster: this runs for every check.
+        line = line.strip(" \t\r\n")
+        return _BLANKS.split(line) if line else []
+    return shlex.split(line)
 
 
 def timeout_output(job: CheckJob) -> str:

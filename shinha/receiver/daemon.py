@@ -47,10 +47,12 @@ class ReceiverDaemon(Daemon):
         app.router.add_post("/api/results", self._results)
         app.router.add_post("/api/commands", self._commands)
 
-    async def on_start(self) -> None:
+    async def on_prepare(self) -> None:
         pending = self.journal.open()
         if pending:
             log.info("receiver %s: %d queued items from before the restart", self.name, pending)
+
+    async def on_start(self) -> None:
         self.tasks.spawn(self._forward_loop(), "forward")
 
     async def on_stop(self) -> None:

@@ -46,6 +46,9 @@ log = logging.getLogger(__name__)
 
 #: Seconds past its timeout before a handed-out check counts as orphaned and is re-queued.
 ORPHAN_GRACE = 5.0
+#: First checks: spread over at least this many seconds, at about this many per second.
+INITIAL_SPREAD_MIN = 5.0
+INITIAL_SPREAD_RATE = 200.0
 #: How long a poller's result POST waits for the data tier before answering "retry".
 DURABLE_WAIT = 10.0
 
@@ -189,6 +192,11 @@ class SchedulerDaemon(Daemon):
 
     def _schedule_all(self) -> None:
         now, wall = self.clock.monotonic(), self.clock.time()
+        # First checks spread over a window that grows with the number of checks (about
+        # 200 first checks a second), never longer than a check's own interval: results
+        # come quickly on a small site, and a large one gets no thundering herd.
+        active = sum(1 for item in self.items.values() if item.active)
+        window = max(INITIAL_SPREAD_MIN, active / INITIAL_SPREAD_RATE)
         for item in self.items.values():
             if not item.active:
                 continue
@@ -198,7 +206,7 @@ class SchedulerDaemon(Daemon):
                 due = now + max(0.0, item.state.last_check + interval - wall)
                 due = min(due, now + interval)
             else:
-                due = now + initial_offset(item.key, min(interval, 60.0))
+                due = now + initial_offset(item.key, min(interval, window))
             self.timetable.schedule(item, due)
         self.wakeup.set()
 

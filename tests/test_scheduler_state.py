@@ -1,0 +1,104 @@
+"""The Nagios state machine of one check: SOFT/HARD, attempts, recoveries, acks, downtimes."""
+
+from __future__ import annotations
+
+from shinha.scheduler.state import PENDING, CheckState, host_state
+from shinha.wire import Downtime, StateRow
+
+
+def run(st: CheckState, *codes: int, start: float = 100.0) -> list[tuple[int, str, int]]:
+    seen = []
+    for n, code in enumerate(codes):
+        st.apply(code, start + n, f"out {n}", "", [], f"r{n}")
+        seen.append((st.state, st.state_type, st.attempt))
+    return seen
+
+
+def test_problem_goes_soft_then_hard_at_max_attempts() -> None:
+    st = CheckState("h", "s", max_attempts=3)
+    assert st.state == PENDING
+    assert run(st, 0, 2, 2, 2, 2) == [
+        (0, "HARD", 1), (2, "SOFT", 1), (2, "SOFT", 2), (2, "HARD", 3), (2, "HARD", 3)]
+
+
+def test_max_attempts_one_is_hard_at_once() -> None:
+    st = CheckState("h", "s", max_attempts=1)
+    assert run(st, 0, 2) == [(0, "HARD", 1), (2, "HARD", 1)]
+
+
+def test_soft_recovery_and_hard_recovery() -> None:
+    st = CheckState("h", "s", max_attempts=3)
+    assert run(st, 0, 1, 0) == [(0, "HARD", 1), (1, "SOFT", 1), (0, "HARD", 1)]
+    st = CheckState("h", "s", max_attempts=2)
+    assert run(st, 2, 2, 0)[-1] == (0, "HARD", 1)
+    assert st.last_hard_state == 0
+
+
+def test_state_change_within_a_soft_problem_keeps_counting() -> None:
+    st = CheckState("h", "s", max_attempts=3)
+    assert run(st, 0, 1, 2, 2) == [(0, "HARD", 1), (1, "SOFT", 1), (2, "SOFT", 2),
+                                   (2, "HARD", 3)]
+
+
+def test_events_on_changes_only() -> None:
+    st = CheckState("h", "s", max_attempts=3)
+    kinds = [len(st.apply(c, 1.0 + i, "x", "", [], f"r{i}")) for i, c in enumerate(
+        [0, 0, 2, 2, 2, 2])]
+    # first result, OK->SOFT, SOFT attempt 2 (no change), ->HARD, HARD again (no change)
+    assert kinds == [1, 0, 1, 0, 1, 0]
+
+
+def test_last_state_change_and_last_hard_state_change() -> None:
+    st = CheckState("h", "s", max_attempts=2)
+    st.apply(0, 10.0, "", "", [], "a")
+    st.apply(2, 20.0, "", "", [], "b")
+    st.apply(2, 30.0, "", "", [], "c")
+    assert st.last_state_change == 20.0
+    assert (st.last_hard_state, st.last_hard_state_change) == (2, 30.0)
+
+
+def test_non_sticky_ack_ends_with_a_state_change_sticky_only_with_recovery() -> None:
+    st = CheckState("h", "s", max_attempts=1)
+    run(st, 2)
+    assert st.acknowledge("alice", "looking", sticky=False, now=1.0)
+    st.apply(1, 2.0, "", "", [], "x")
+    assert not st.acknowledged
+    st.acknowledge("bob", "sticky", sticky=True, now=3.0)
+    st.apply(2, 4.0, "", "", [], "y")
+    assert st.acknowledged and st.ack_author == "bob"
+    events = st.apply(0, 5.0, "", "", [], "z")
+    assert not st.acknowledged and any(e.kind == "unack" for e in events)
+
+
+def test_ack_ignored_without_a_problem() -> None:
+    st = CheckState("h", "s", max_attempts=1)
+    run(st, 0)
+    assert st.acknowledge("a", "b", sticky=False, now=1.0) == []
+    assert not st.acknowledged
+
+
+def test_downtimes_added_removed_expired() -> None:
+    st = CheckState("h", "s", max_attempts=1)
+    d = Downtime(downtime_id="d1", host="h", service="s", start=10, end=20)
+    assert st.add_downtime(d, 5)
+    assert st.add_downtime(d, 5) == []  # idempotent by id
+    assert st.in_downtime(15) and not st.in_downtime(25)
+    assert [e.kind for e in st.expire_downtimes(21)] == ["downtime_end"]
+    assert not st.downtimes
+    st.add_downtime(d, 5)
+    assert [e.kind for e in st.remove_downtime("d1", 6)] == ["downtime_remove"]
+
+
+def test_resume_from_a_stored_row_keeps_state_ack_and_attempts() -> None:
+    row = StateRow(host="h", service="s", state=2, state_type="SOFT", attempt=2,
+                   acknowledged=True, ack_author="alice", last_check=50.0)
+    st = CheckState("h", "s", max_attempts=3)
+    st.resume(row)
+    assert (st.state, st.state_type, st.attempt, st.acknowledged) == (2, "SOFT", 2, True)
+    st.apply(2, 60.0, "", "", [], "n")
+    assert (st.state_type, st.attempt) == ("HARD", 3)
+    assert st.row().model_dump() == st.row().model_dump()
+
+
+def test_host_plugin_codes_map_like_nagios_4() -> None:
+    assert [host_state(c) for c in range(4)] == [0, 0, 1, 1]
