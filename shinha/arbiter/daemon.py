@@ -71,7 +71,7 @@ class ArbiterDaemon(Daemon):
         self.topology_out = Topology()
         self.leading = False
         self.problems: list[str] = []
-        self._dispatch_lock = asyncio.Lock()
+        self._watchers: list[asyncio.Task[None]] = []
         self._build_links()
 
     def _daemons(self) -> list[DaemonLink]:
@@ -118,8 +118,8 @@ class ArbiterDaemon(Daemon):
                  self.config.config_hash)
         self._replan()
         await self._dispatch_round()
-        loops = [self._watch(link) for link in self.links.values()]
-        await asyncio.gather(*loops)
+        self._watchers = [self.tasks.spawn(self._watch(link), f"watch-{link.name}")
+                          for link in self.links.values()]
 
     def _replan(self) -> None:
         """Cut the configuration among the alive schedulers and pollers."""
@@ -210,6 +210,42 @@ class ArbiterDaemon(Daemon):
         if reply.reconfigured:
             log.info("arbiter %s: Dispatch OK to %s %s%s", self.name, link.ref.role, link.name,
                      f" (part {reply.part_hash})" if reply.part_hash else "")
+
+    async def reload(self) -> None:
+        """SIGHUP: re-read the tree; on errors keep running the old one and say why."""
+        from shinha.config import load_config
+
+        result = load_config(self.config.main_file)
+        if not result.ok or result.config is None:
+            for diag in result.errors[:20]:
+                log.error("reload: %s", diag)
+            log.error("arbiter %s: reload refused, %d errors; still running config %s",
+                      self.name, len(result.errors), self.config.config_hash)
+            return
+        if result.config.config_hash == self.config.config_hash:
+            log.info("arbiter %s: reload: configuration unchanged", self.name)
+            return
+        old = self.config.config_hash
+        self.config = result.config
+        self.ctx.config = result.config
+        old_links = self.links
+        self._build_links()
+        for key, link in self.links.items():
+            if key in old_links:
+                previous = old_links[key]
+                link.alive, link.attempts = previous.alive, previous.attempts
+                link.ever_seen = previous.ever_seen
+        log.info("arbiter %s: reloaded configuration %s -> %s", self.name, old,
+                 self.config.config_hash)
+        if self.leading:
+            self.fence = Fence(epoch=self.epoch, arbiter=self.name,
+                               config_hash=self.config.config_hash)
+            self._replan()
+            await self._dispatch_round()
+            for task in self._watchers:
+                task.cancel()
+            self._watchers = [self.tasks.spawn(self._watch(link), f"watch-{link.name}")
+                              for link in self.links.values()]
 
     # --- the cluster view ---------------------------------------------------------------------
 

@@ -49,6 +49,7 @@ ORPHAN_GRACE = 5.0
 #: First checks: spread over at least this many seconds, at about this many per second.
 INITIAL_SPREAD_MIN = 5.0
 INITIAL_SPREAD_RATE = 200.0
+LATENCY_WINDOW = 20_000
 #: How long a poller's result POST waits for the data tier before answering "retry".
 DURABLE_WAIT = 10.0
 
@@ -72,6 +73,9 @@ class SchedulerDaemon(Daemon):
         self.wakeup = asyncio.Event()
         self.pollers_seen: dict[str, float] = {}
         self.poller_instances: dict[str, str] = {}
+        #: Latency (start minus due) of the last active results, for /status and the bench.
+        self.latencies: deque[float] = deque(maxlen=LATENCY_WINDOW)
+        self.results_total = 0
         #: job id -> (poller instance it was handed to)
         self.handed_to: dict[str, str] = {}
 
@@ -113,7 +117,17 @@ class SchedulerDaemon(Daemon):
                 "in_flight": len(self.in_flight),
                 "ready": sum(len(q) for q in self.ready.values()),
                 "outbox": len(self.outbox), "states_loaded": self.loaded.is_set(),
+                "results_total": self.results_total, **self._latency_stats(),
                 "pollers_seen": sorted(self.pollers_seen)}
+
+    def _latency_stats(self) -> dict[str, float]:
+        if not self.latencies:
+            return {}
+        ordered = sorted(self.latencies)
+        n = len(ordered)
+        return {"latency_p50": round(ordered[n // 2], 4),
+                "latency_p99": round(ordered[min(n - 1, int(n * 0.99))], 4),
+                "latency_max": round(ordered[-1], 4), "latency_samples": n}
 
     # --- dispatch -----------------------------------------------------------------------------
 
@@ -409,6 +423,9 @@ class SchedulerDaemon(Daemon):
             self.timetable.schedule(item, now_mono + item.interval())
         self.metrics.inc("results_total", help_text="Results taken.",
                          kind="passive" if result.passive else "active")
+        self.results_total += 1
+        if not result.passive:
+            self.latencies.append(result.latency)
         self.wakeup.set()
         return self.outbox.add(result, item.state.row(), events)
 
