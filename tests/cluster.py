@@ -8,6 +8,7 @@ import json
 import os
 import signal
 import socket
+import ssl
 import subprocess
 import sys
 import time
@@ -78,6 +79,8 @@ class Cluster:
     root: Path
     daemons: dict[str, Daemon] = field(default_factory=dict)
     objects: str = ""
+    scheme: str = "http"
+    ca: str | None = None
     procs: dict[str, subprocess.Popen[bytes]] = field(default_factory=dict)
 
     @property
@@ -177,9 +180,11 @@ class Cluster:
         headers = {"Content-Type": "application/json"}
         if secret is not None:
             headers["Authorization"] = f"Bearer {secret}"
-        req = urllib.request.Request(d.url + path, data=data, method=method, headers=headers)
+        url = f"{self.scheme}://{d.address}:{d.port}{path}"
+        req = urllib.request.Request(url, data=data, method=method, headers=headers)
+        ctx = ssl.create_default_context(cafile=self.ca) if self.scheme == "https" else None
         try:
-            with urllib.request.urlopen(req, timeout=timeout) as resp:
+            with urllib.request.urlopen(req, timeout=timeout, context=ctx) as resp:
                 payload = resp.read()
                 status = resp.status
         except urllib.error.HTTPError as exc:
