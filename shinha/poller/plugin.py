@@ -131,13 +131,14 @@ def run_plugin(job: CheckJob, max_output: int,
         finished = _collect(proc, {proc.stdout.fileno(): stdout, proc.stderr.fileno(): stderr},
                             deadline)
         if not finished:
+            # The leader is not reaped until it is done, so its pid still names the group
+            # even when it exited and a child of it holds the pipes.
             _kill_group(proc.pid, signal.SIGTERM)
             finished = _collect(proc, {proc.stdout.fileno(): stdout,
                                        proc.stderr.fileno(): stderr},
                                 time.monotonic() + kill_grace)
             if not finished:
                 _kill_group(proc.pid, signal.SIGKILL)
-            # The leader was never reaped before this, so its pid still names the group.
             with contextlib.suppress(subprocess.TimeoutExpired):
                 proc.wait(REAP_WAIT)
             return make_result(job, started, job.timeout_state, timeout_output(job),
