@@ -16,7 +16,7 @@ from shinha.config.objects import (
     Service,
     Servicegroup,
 )
-from shinha.config.parser import RawObject, locate_property
+from shinha.config.parser import RawObject, locate_in_block, locate_property
 
 
 class Linker:
@@ -27,7 +27,8 @@ class Linker:
 
     def missing(self, obj: ConfigObject, prop: str, kind: str, name: str,
                 known: Iterable[str], raw: RawObject | None = None) -> None:
-        line = locate_property(raw, prop) if raw is not None else obj.source_line
+        line = (locate_property(raw, prop) if raw is not None
+                else locate_in_block(obj.source_file, obj.source_line, prop))
         self.diags.error(f"{obj.object_type} '{obj.object_name}': {prop}: {kind} '{name}' is "
                          "not defined", obj.source_file, line,
                          did_you_mean(name, known) or f"define the {kind} or fix the name")
@@ -137,7 +138,9 @@ def check_parents(hosts: dict[str, Host], linker: Linker) -> None:
                     host = hosts[name]
                     cycle = [*path[path.index(parent):], parent]
                     linker.diags.error(f"host '{name}': parents loop ({' -> '.join(cycle)})",
-                                       host.source_file, host.source_line,
+                                       host.source_file,
+                                       locate_in_block(host.source_file, host.source_line,
+                                                       "parents"),
                                        "a host cannot be its own ancestor")
                 elif not state.get(parent):
                     stack.append((parent, 0))

@@ -406,3 +406,22 @@ def locate_property(obj: RawObject, key: str) -> int:
         if stripped.split(None, 1)[:1] == [key]:
             return number
     return obj.line
+
+
+def locate_in_block(file: str, line: int, key: str) -> int:
+    """Return the line of `key` in the block whose `define` is at `line` of `file`; `line`
+    itself when the block does not set `key` (the value was inherited from a template)."""
+    lines = _file_lines(file)
+    for number in range(line, len(lines) + 1):
+        stripped = lines[number - 1].strip()
+        if number == line:
+            stripped = stripped.partition("{")[2].strip()
+        elif stripped.startswith("define") and "{" in stripped:
+            break
+        if ";" in stripped:
+            stripped = _strip_comment(stripped)
+        if stripped.split(None, 1)[:1] == [key]:
+            return number
+        if stripped == "}" or stripped.endswith((" }", "\t}")):
+            break
+    return line
