@@ -64,6 +64,11 @@ class PingReply(Wire):
     epoch: int
     config_hash: str = ""
     part_hash: str = ""
+    topology_hash: str = ""
+    leader: str = Field("", description="The arbiter that last reached us at our epoch.")
+    leader_seen_ago: float | None = Field(None, description="Seconds since that arbiter's "
+                                          "last authenticated call.")
+    leading: bool = Field(False, description="Arbiters: whether it dispatches now.")
 
 
 class PeerView(BaseModel):
@@ -127,6 +132,8 @@ class Topology(BaseModel):
     dataservers: list[DaemonRef] = Field(default_factory=list)
     receivers: list[DaemonRef] = Field(default_factory=list)
     host_owner: dict[str, str] = Field(default_factory=dict, description="host -> scheduler")
+    poller_standins: dict[str, str] = Field(default_factory=dict, description="dead poller -> "
+                                            "the spare that pulls its checks")
 
 
 class Dispatch(Wire):
@@ -142,6 +149,19 @@ class DispatchReply(Wire):
     reconfigured: bool = Field(description="False when the daemon already held this part.")
     epoch: int
     part_hash: str = ""
+    topology_hash: str = ""
+
+
+class Heartbeat(Wire):
+    """Master arbiter → spare, every second: 'I lead, at this epoch, with this config'."""
+
+    fence: Fence
+
+
+class HeartbeatReply(Wire):
+    epoch: int
+    leading: bool
+    config_hash: str
 
 
 class FencedRefusal(Wire):
@@ -251,6 +271,8 @@ class StateRow(BaseModel):
     ack_sticky: bool = False
     downtimes: list[Downtime] = Field(default_factory=list)
     last_result_id: str = ""
+    updated_at: float = Field(0.0, description="Wall time of the last change by a scheduler: "
+                              "the newer row wins when a scheduler takes a part back.")
 
 
 class Downtime(BaseModel):

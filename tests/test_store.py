@@ -430,8 +430,35 @@ def test_a_newer_schema_is_refused(tmp_path: Path) -> None:
     run(Store.counters, path)
     with sqlite3.connect(path) as conn:
         conn.execute("UPDATE meta SET value = '99' WHERE key = 'schema_version'")
-    with pytest.raises(StorageError, match="schema version 99, newer than the 1"):
+    with pytest.raises(StorageError, match="schema version 99, newer than the 2"):
         run(Store.counters, path)
+
+
+def test_a_version_1_database_is_migrated_and_keeps_its_rows(tmp_path: Path) -> None:
+    path = tmp_path / "s.db"
+    run(Store.counters, path)
+    with sqlite3.connect(path) as conn:  # make it look like a version-1 file
+        conn.execute("ALTER TABLE states DROP COLUMN updated_at")
+        conn.execute("INSERT INTO states (host, service, state, state_type, attempt, "
+                     "last_check, last_state_change, last_hard_state, last_hard_state_change, "
+                     "output, long_output, perfdata, acknowledged, ack_author, ack_comment, "
+                     "ack_sticky, downtimes, last_result_id) VALUES ('h', 's', 2, 'HARD', 3, "
+                     "1, 1, 2, 1, 'old', '', '[]', 1, 'alice', 'c', 0, '[]', 'r')")
+        conn.execute("UPDATE meta SET value = '1' WHERE key = 'schema_version'")
+
+    async def states() -> list[StateRow]:
+        store = SqliteStore(path)
+        await store.open()
+        try:
+            return await store.states(["h"])
+        finally:
+            await store.close()
+
+    rows = asyncio.run(states())
+    assert [(r.output, r.acknowledged, r.updated_at) for r in rows] == [("old", True, 0.0)]
+    with sqlite3.connect(path) as conn:
+        assert conn.execute("SELECT value FROM meta WHERE key = 'schema_version'"
+                            ).fetchone()[0] == "2"
 
 
 def test_a_corrupt_file_is_refused(tmp_path: Path) -> None:

@@ -1,5 +1,14 @@
 """The arbiter: owns the configuration, cuts it into parts, dispatches them, watches every
-daemon, and serves the cluster view (`GET /cluster`)."""
+daemon, swaps in spares, and serves the cluster view (`GET /cluster`).
+
+Leadership (docs/high-availability.md): the master heartbeats its spare every second; the
+spare takes the lead after `max_check_attempts × check_interval` of the master's definition
+without an authenticated heartbeat. Taking the lead means an epoch above every epoch seen,
+persisted before anything is dispatched. A master that is passive (just started, or fenced)
+takes the lead by reaching the spare with a heartbeat one epoch higher, which makes the spare
+stand down; if it cannot reach the spare it leads only when no satellite has heard from
+another arbiter at a higher epoch within that window.
+"""
 
 from __future__ import annotations
 
@@ -8,121 +17,238 @@ import logging
 from typing import Any
 
 from aiohttp import web
-from pydantic import BaseModel, Field
 
+from shinha.arbiter.assign import Assignment, assign
 from shinha.arbiter.partition import Plan, plan
-from shinha.config.daemons import DaemonLink, Poller, Scheduler
-from shinha.daemon.base import Daemon, DaemonContext, daemon_ref
+from shinha.arbiter.view import ClusterView, DaemonView
+from shinha.config.daemons import Arbiter, DaemonLink, Poller, Scheduler
+from shinha.daemon.base import Daemon, DaemonContext, Fenced, daemon_ref, refusal
 from shinha.daemon.peers import PeerLink
 from shinha.errors import PeerError, StaleEpoch
-from shinha.http.server import json_response
-from shinha.wire import (
-    DaemonRef,
-    Dispatch,
-    DispatchReply,
-    Fence,
-    PingReply,
-    Topology,
-    Wire,
-)
+from shinha.http.server import check_secret, json_response, read_model
+from shinha.wire import Dispatch, DispatchReply, Fence, Heartbeat, HeartbeatReply, PingReply
 
 log = logging.getLogger(__name__)
-
-
-class DaemonView(BaseModel):
-    """One daemon in the cluster view."""
-
-    name: str
-    role: str
-    address: str
-    port: int
-    host_name: str
-    spare: bool
-    alive: bool
-    attempts: int
-    last_contact: float | None
-    epoch: int
-    config_hash: str
-    holds: str = Field("", description="The part (scheduler) or role it holds.")
-    degraded: str = ""
-
-
-class ClusterView(Wire):
-    arbiter: str
-    epoch: int
-    config_hash: str
-    leading: bool
-    daemons: list[DaemonView]
-    unplaced_hosts: int
-    unowned_checks: int
-    problems: list[str]
+HEARTBEAT_INTERVAL = 1.0
 
 
 class ArbiterDaemon(Daemon):
-    """The master arbiter (the spare's takeover comes with the failover work)."""
+    """A master or spare arbiter."""
 
     role = "arbiter"
 
     def __init__(self, ctx: DaemonContext) -> None:
         super().__init__(ctx)
         self.links: dict[str, PeerLink] = {}
+        self.arbiters: dict[str, PeerLink] = {}
         self.last_ping: dict[str, PingReply] = {}
         self.plan = Plan()
-        self.topology_out = Topology()
+        self.assignment = Assignment()
         self.leading = False
+        self.highest_seen = 0
         self.problems: list[str] = []
+        self.last_heartbeat = 0.0
+        self.master_config_hash = ""
+        self.fenced_note = ""
+        self.took_lead_at: float | None = None
         self._watchers: list[asyncio.Task[None]] = []
+        self._dispatching = asyncio.Lock()
         self._build_links()
+
+    # --- peers --------------------------------------------------------------------------------
 
     def _daemons(self) -> list[DaemonLink]:
         return [d for role, daemons in self.config.daemons.items() if role != "arbiter"
                 for d in daemons.values()]
 
     def _build_links(self) -> None:
-        self.links = {
-            f"{d.role}/{d.name}": PeerLink(daemon_ref(d), d.max_check_attempts,
-                                           float(d.check_interval))
-            for d in self._daemons()}
+        self.links = {d.name: PeerLink(daemon_ref(d), d.max_check_attempts,
+                                       float(d.check_interval)) for d in self._daemons()}
+        self.arbiters = {
+            a.name: PeerLink(daemon_ref(a), a.max_check_attempts, float(a.check_interval))
+            for a in self.config.daemons.get("arbiter", {}).values() if a.name != self.name}
 
     def peers(self) -> list[PeerLink]:
-        return list(self.links.values())
+        return [*self.links.values(), *self.arbiters.values()]
+
+    def _definition(self, link: PeerLink) -> DaemonLink:
+        return self.config.daemons[link.ref.role][link.name]
+
+    def _window(self, arbiter: str) -> float:
+        """How long an arbiter may stay silent before it counts as gone: its own
+        max_check_attempts × check_interval."""
+        d = self.config.daemons.get("arbiter", {}).get(arbiter)
+        d = d if isinstance(d, Arbiter) else self.link
+        return float(d.max_check_attempts * d.check_interval)
+
+    def _master(self) -> DaemonLink | None:
+        return next((a for a in self.config.daemons.get("arbiter", {}).values()
+                     if not a.spare), None)
+
+    # --- life cycle -------------------------------------------------------------------------
 
     def add_routes(self, app: web.Application) -> None:
         app.router.add_get("/cluster", self._cluster)
+        app.router.add_post("/arbiter/heartbeat", self._heartbeat)
 
     @property
     def active(self) -> bool:
         return self.leading
 
+    def leading_now(self) -> bool:
+        return self.leading
+
     def owns(self) -> dict[str, Any]:
-        return {"leading": self.leading, "parts": sorted(self.plan.parts),
-                "hosts": len(self.config.hosts), "services": len(self.config.services)}
+        master = self._master()
+        return {"leading": self.leading, "highest_epoch_seen": self.highest_seen,
+                "parts": sorted(self.plan.parts), "hosts": len(self.config.hosts),
+                "services": len(self.config.services),
+                "standing_in": self.assignment.standing_in,
+                "degraded": self.assignment.degraded,
+                "config_mismatch": bool(self.master_config_hash and self.master_config_hash
+                                        != self.config.config_hash),
+                "fenced": self.fenced_note,
+                "master": master.name if master else None}
 
     async def on_start(self) -> None:
+        self.last_heartbeat = self.clock.monotonic()
+        self.highest_seen = self.epoch
         self.fence = Fence(epoch=self.epoch, arbiter=self.name,
                            config_hash=self.config.config_hash)
-        if not self.link.spare:
-            self.tasks.spawn(self._lead(), "lead")
-
-    # --- leading ------------------------------------------------------------------------------
-
-    async def _lead(self) -> None:
-        """Take the lead: learn the highest epoch around, go one above it, dispatch, watch."""
-        await self._ping_all()
-        seen = max([self.epoch, *(p.epoch for p in self.last_ping.values())])
-        self.accept_epoch(seen + 1)
-        self.leading = True
-        self.fence = Fence(epoch=self.epoch, arbiter=self.name,
-                           config_hash=self.config.config_hash)
-        log.info("arbiter %s leads with epoch %d (config %s)", self.name, self.epoch,
-                 self.config.config_hash)
         self._replan()
-        await self._dispatch_round()
+        self._start_watchers()
+        loop = self._spare_loop() if self.link.spare else self._master_loop()
+        self.tasks.spawn(loop, "leadership")
+
+    def _start_watchers(self) -> None:
+        for task in self._watchers:
+            task.cancel()
         self._watchers = [self.tasks.spawn(self._watch(link), f"watch-{link.name}")
                           for link in self.links.values()]
 
+    # --- leadership ---------------------------------------------------------------------------
+
+    async def _master_loop(self) -> None:
+        spares = [link for link in self.arbiters.values() if link.ref.spare]
+        while True:
+            if self.leading:
+                for spare in spares:
+                    await self._send_heartbeat(spare, self.epoch)
+            else:
+                await self._try_to_lead(spares)
+            await asyncio.sleep(HEARTBEAT_INTERVAL)
+
+    async def _try_to_lead(self, spares: list[PeerLink]) -> None:
+        claim = max(self.epoch, self.highest_seen) + 1
+        reached = False
+        for spare in spares:
+            if await self._send_heartbeat(spare, claim):
+                reached = True
+        if reached:
+            await self._take_lead(claim, "the spare stood down")
+            return
+        if spares:
+            replies = await self._ping_all()
+            claim = max([claim, *(r.epoch + 1 for r in replies)])
+            fenced_by = [r for r in replies
+                         if r.epoch >= claim - 1 and r.leader and r.leader != self.name
+                         and r.leader_seen_ago is not None
+                         and r.leader_seen_ago < self._window(r.leader)]
+            if fenced_by:
+                note = (f"{fenced_by[0].name} follows arbiter {fenced_by[0].leader} at epoch "
+                        f"{fenced_by[0].epoch}; waiting to reach the spare")
+                if note != self.fenced_note:
+                    log.warning("arbiter %s stays passive: %s", self.name, note)
+                    self.fenced_note = note
+                return
+            self.fenced_note = ""
+            await self._take_lead(claim, "no spare reachable and no other arbiter leads")
+            return
+        replies = await self._ping_all()
+        claim = max([claim, *(r.epoch + 1 for r in replies)])
+        await self._take_lead(claim, "master arbiter")
+
+    async def _send_heartbeat(self, spare: PeerLink, epoch: int) -> bool:
+        """Heartbeat a spare at `epoch`; True when it took it (it does not lead, then)."""
+        fence = Fence(epoch=epoch, arbiter=self.name, config_hash=self.config.config_hash)
+        try:
+            reply = await self.client.call(spare.ref, "POST", "/arbiter/heartbeat",
+                                           Heartbeat(fence=fence), HeartbeatReply,
+                                           float(self._definition_of_arbiter(spare).timeout))
+        except StaleEpoch as exc:
+            self.highest_seen = max(self.highest_seen, exc.epoch)
+            self._stand_down(f"spare {spare.name} holds epoch {exc.epoch}")
+            return False
+        except PeerError as exc:
+            spare.failure(str(exc))
+            return False
+        spare.success(self.clock.monotonic(), self.clock.time())
+        spare.epoch = reply.epoch
+        if reply.config_hash != self.config.config_hash and not spare.part_hash:
+            log.warning("arbiter %s: spare %s runs config %s, this arbiter %s: copy the same "
+                        "etc/ to every host (shinha sync)", self.name, spare.name,
+                        reply.config_hash, self.config.config_hash)
+        spare.part_hash = reply.config_hash
+        return True
+
+    def _definition_of_arbiter(self, link: PeerLink) -> DaemonLink:
+        return self.config.daemons["arbiter"][link.name]
+
+    async def _spare_loop(self) -> None:
+        master = self._master()
+        window = self._window(master.name) if master else self._window(self.name)
+        while True:
+            await asyncio.sleep(0.25)
+            silent = self.clock.monotonic() - self.last_heartbeat
+            if not self.leading and silent > window:
+                replies = await self._ping_all()
+                claim = max([self.epoch, self.highest_seen, *(r.epoch for r in replies)]) + 1
+                await self._take_lead(claim, f"no heartbeat from the master for {silent:.1f} s "
+                                      f"(window {window:.0f} s)")
+
+    async def _heartbeat(self, request: web.Request) -> web.Response:
+        check_secret(request, self.secret)
+        beat = await read_model(request, Heartbeat)
+        try:
+            self.accept_epoch(beat.fence.epoch)
+        except Fenced as exc:
+            return refusal(exc)
+        self.highest_seen = max(self.highest_seen, beat.fence.epoch)
+        self.last_heartbeat = self.clock.monotonic()
+        if beat.fence.config_hash != self.master_config_hash:
+            self.master_config_hash = beat.fence.config_hash
+            if beat.fence.config_hash != self.config.config_hash:
+                log.warning("arbiter %s: the master %s runs config %s, this spare %s: the etc/ "
+                            "trees differ (copy them with shinha sync)", self.name,
+                            beat.fence.arbiter, beat.fence.config_hash,
+                            self.config.config_hash)
+        self._stand_down(f"master {beat.fence.arbiter} is back at epoch {beat.fence.epoch}")
+        return json_response(HeartbeatReply(epoch=self.epoch, leading=self.leading,
+                                            config_hash=self.config.config_hash))
+
+    async def _take_lead(self, epoch: int, why: str) -> None:
+        self.accept_epoch(epoch)
+        self.highest_seen = max(self.highest_seen, epoch)
+        self.leading = True
+        self.took_lead_at = self.clock.monotonic()
+        self.fence = Fence(epoch=self.epoch, arbiter=self.name,
+                           config_hash=self.config.config_hash)
+        log.warning("arbiter %s takes the lead at epoch %d: %s", self.name, self.epoch, why)
+        self.metrics.inc("leadership_taken_total", help_text="Times this arbiter took the lead.")
+        await self._ping_all()
+        self._reassign()
+        await self._dispatch_round()
+
+    def _stand_down(self, why: str) -> None:
+        if self.leading:
+            self.leading = False
+            log.warning("arbiter %s stands down: %s", self.name, why)
+
+    # --- watching and dispatching -------------------------------------------------------------
+
     def _replan(self) -> None:
-        """Cut the configuration among the alive schedulers and pollers."""
+        """Cut the configuration among the non-spare schedulers (independent of who is
+        alive, so that a part keeps its identity when a spare takes it)."""
         schedulers = [s for s in self.config.daemons.get("scheduler", {}).values()
                       if isinstance(s, Scheduler) and not s.spare]
         pollers = [p for p in self.config.daemons.get("poller", {}).values()
@@ -139,77 +265,101 @@ class ArbiterDaemon(Daemon):
             if text not in self.problems:
                 log.error("arbiter %s: %s", self.name, text)
         self.problems = problems
-        refs = {role: [daemon_ref(d) for d in self.config.daemons.get(role, {}).values()
-                       if not d.spare]
-                for role in ("scheduler", "poller", "dataserver", "receiver")}
-        self.topology_out = Topology(
-            schedulers=[r for r in refs["scheduler"] if r.name in self.plan.parts],
-            pollers=refs["poller"], dataservers=refs["dataserver"],
-            receivers=refs["receiver"], host_owner=self.plan.host_owner)
+
+    def _reassign(self) -> None:
+        alive = {name for name, link in self.links.items() if link.alive and link.ever_seen}
+        before = self.assignment
+        self.assignment = assign(self.config, self.plan, alive)
+        for spare, replaced in self.assignment.standing_in.items():
+            if before.standing_in.get(spare) != replaced:
+                log.warning("arbiter %s: %s stands in for dead %s", self.name, spare, replaced)
+        for spare, replaced in before.standing_in.items():
+            if spare not in self.assignment.standing_in:
+                log.warning("arbiter %s: %s released (%s is back)", self.name, spare, replaced)
+        for name, why in self.assignment.degraded.items():
+            if before.degraded.get(name) != why:
+                log.error("arbiter %s: %s is %s", self.name, name, why)
 
     async def _watch(self, link: PeerLink) -> None:
         """Ping one daemon every check_interval; dispatch to it when it needs it."""
         while True:
             # Until a daemon has answered once (it may still be starting), ask every second.
             await asyncio.sleep(link.check_interval if link.ever_seen else 1.0)
+            was_alive = link.alive and link.ever_seen
             reply = await self._ping_peer(link)
-            if reply is not None and self._needs_dispatch(link, reply):
+            now_alive = link.alive and link.ever_seen
+            if not self.leading:
+                continue
+            if was_alive != now_alive:
+                self._reassign()
+                await self._dispatch_round()
+            elif reply is not None and self._needs_dispatch(link):
                 await self._dispatch_one(link)
 
-    async def _ping_all(self) -> None:
-        await asyncio.gather(*(self._ping_peer(link) for link in self.links.values()))
+    async def _ping_all(self) -> list[PingReply]:
+        replies = await asyncio.gather(*(self._ping_peer(link) for link in self.links.values()))
+        return [r for r in replies if r is not None]
 
     async def _ping_peer(self, link: PeerLink) -> PingReply | None:
+        headers = ({"X-Shinha-Arbiter": self.name, "X-Shinha-Epoch": str(self.epoch)}
+                   if self.leading else None)
         try:
             reply = await self.client.call(link.ref, "GET", "/ping", None, PingReply,
-                                           float(self._definition(link).timeout))
+                                           float(self._definition(link).timeout), headers)
         except PeerError as exc:
             link.failure(str(exc))
             return None
         link.success(self.clock.monotonic(), self.clock.time())
         link.epoch = reply.epoch
         link.part_hash = reply.part_hash
+        self.highest_seen = max(self.highest_seen, reply.epoch)
         self.last_ping[link.name] = reply
         return reply
 
-    def _definition(self, link: PeerLink) -> DaemonLink:
-        return self.config.daemons[link.ref.role][link.name]
-
-    def _needs_dispatch(self, link: PeerLink, reply: PingReply) -> bool:
-        if not self.leading or link.ref.spare:
+    def _needs_dispatch(self, link: PeerLink) -> bool:
+        reply = self.last_ping.get(link.name)
+        if reply is None or not link.alive:
             return False
-        expected = self.plan.parts.get(link.name)
+        part = self.assignment.parts.get(link.name)
+        expected_part = part.part_hash if part else ""
         return (reply.epoch != self.epoch or reply.config_hash != self.config.config_hash
-                or (expected is not None and reply.part_hash != expected.part_hash))
+                or reply.topology_hash != self.assignment.topology_hash
+                or (link.ref.role == "scheduler" and reply.part_hash != expected_part))
 
     async def _dispatch_round(self) -> None:
-        await asyncio.gather(*(self._dispatch_one(link) for link in self.links.values()
-                               if link.alive and not link.ref.spare))
+        async with self._dispatching:
+            await asyncio.gather(*(self._dispatch_one(link) for link in self.links.values()
+                                   if link.alive and link.ever_seen
+                                   and self._needs_dispatch(link)))
 
     async def _dispatch_one(self, link: PeerLink) -> None:
-        assert self.fence is not None
-        dispatch = Dispatch(fence=self.fence, topology=self.topology_out,
-                            part=self.plan.parts.get(link.name)
-                            if link.ref.role == "scheduler" else None)
+        if not self.leading or self.fence is None:
+            return
+        part = self.assignment.parts.get(link.name) if link.ref.role == "scheduler" else None
+        dispatch = Dispatch(fence=self.fence, topology=self.assignment.topology, part=part)
         try:
             reply = await self.client.call(link.ref, "POST", "/dispatch", dispatch,
                                            DispatchReply,
                                            float(self._definition(link).data_timeout))
         except StaleEpoch as exc:
-            log.error("arbiter %s: %s holds epoch %d, above ours (%d): standing down",
-                      self.name, link.name, exc.epoch, self.epoch)
-            self.leading = False
+            self.highest_seen = max(self.highest_seen, exc.epoch)
+            self._stand_down(f"{link.name} holds epoch {exc.epoch}, above ours ({self.epoch})")
             return
         except PeerError as exc:
             log.warning("arbiter %s: dispatch to %s failed: %s", self.name, link.name, exc)
             return
+        previous = self.last_ping.get(link.name)
+        if previous is not None:
+            self.last_ping[link.name] = previous.model_copy(update={
+                "epoch": reply.epoch, "config_hash": self.config.config_hash,
+                "part_hash": reply.part_hash, "topology_hash": reply.topology_hash})
         link.epoch = reply.epoch
         link.part_hash = reply.part_hash
         self.metrics.inc("dispatches_sent_total", help_text="Dispatches sent.",
-                         role=link.ref.role)
-        if reply.reconfigured:
-            log.info("arbiter %s: Dispatch OK to %s %s%s", self.name, link.ref.role, link.name,
-                     f" (part {reply.part_hash})" if reply.part_hash else "")
+                         role=link.ref.role, reconfigured=str(reply.reconfigured).lower())
+        log.info("arbiter %s: Dispatch OK to %s %s (epoch %d%s%s)", self.name, link.ref.role,
+                 link.name, reply.epoch, f", part {reply.part_hash}" if reply.part_hash else "",
+                 "" if reply.reconfigured else ", unchanged")
 
     async def reload(self) -> None:
         """SIGHUP: re-read the tree; on errors keep running the old one and say why."""
@@ -226,60 +376,64 @@ class ArbiterDaemon(Daemon):
             log.info("arbiter %s: reload: configuration unchanged", self.name)
             return
         old = self.config.config_hash
-        self.config = result.config
-        self.ctx.config = result.config
         old_links = self.links
+        self.config = self.ctx.config = result.config
         self._build_links()
-        for key, link in self.links.items():
-            if key in old_links:
-                previous = old_links[key]
-                link.alive, link.attempts = previous.alive, previous.attempts
-                link.ever_seen = previous.ever_seen
+        for name, link in self.links.items():
+            if name in old_links:
+                prev = old_links[name]
+                link.alive, link.attempts, link.ever_seen = prev.alive, prev.attempts, \
+                    prev.ever_seen
         log.info("arbiter %s: reloaded configuration %s -> %s", self.name, old,
                  self.config.config_hash)
+        self._replan()
+        self._start_watchers()
         if self.leading:
             self.fence = Fence(epoch=self.epoch, arbiter=self.name,
                                config_hash=self.config.config_hash)
-            self._replan()
+            self._reassign()
             await self._dispatch_round()
-            for task in self._watchers:
-                task.cancel()
-            self._watchers = [self.tasks.spawn(self._watch(link), f"watch-{link.name}")
-                              for link in self.links.values()]
 
     # --- the cluster view ---------------------------------------------------------------------
 
     def cluster(self) -> ClusterView:
-        views: list[DaemonView] = []
-        own = DaemonView(name=self.name, role="arbiter", address=self.link.address,
-                         port=self.link.listen_port, host_name=self.link.host_name,
-                         spare=self.link.spare, alive=True, attempts=0,
-                         last_contact=self.clock.time(), epoch=self.epoch,
-                         config_hash=self.config.config_hash,
-                         holds="leading" if self.leading else "standby")
-        views.append(own)
-        for _, link in sorted(self.links.items()):
-            d = self._definition(link)
-            reply = self.last_ping.get(link.name)
-            holds = ""
-            if link.ref.role == "scheduler":
-                part = self.plan.parts.get(link.name)
-                holds = (f"part {link.part_hash} ({len(part.hosts)} hosts, "
-                         f"{len(part.services)} services)") if part and link.part_hash else ""
+        views = [DaemonView(
+            name=self.name, role="arbiter", address=self.link.address,
+            port=self.link.listen_port, host_name=self.link.host_name, spare=self.link.spare,
+            alive=True, attempts=0, last_contact=self.clock.time(), epoch=self.epoch,
+            config_hash=self.config.config_hash,
+            holds="leading" if self.leading else "standby")]
+        for link in self.arbiters.values():
+            d = self._definition_of_arbiter(link)
             views.append(DaemonView(
-                name=link.name, role=link.ref.role, address=link.ref.address,
-                port=link.ref.port, host_name=d.host_name, spare=d.spare, alive=link.alive,
+                name=link.name, role="arbiter", address=link.ref.address, port=link.ref.port,
+                host_name=d.host_name, spare=d.spare, alive=link.alive,
+                attempts=link.attempts, last_contact=link.last_contact_wall,
+                epoch=link.epoch, config_hash=link.part_hash))
+        for name, link in sorted(self.links.items()):
+            d = self._definition(link)
+            reply = self.last_ping.get(name)
+            holds = ""
+            part = self.assignment.parts.get(name)
+            if part is not None:
+                holds = f"part {part.part_id} ({len(part.hosts)} hosts, {len(part.services)} " \
+                        "services)"
+            if name in self.assignment.standing_in:
+                holds = f"standing in for {self.assignment.standing_in[name]}" + (
+                    f": {holds}" if holds else "")
+            views.append(DaemonView(
+                name=name, role=link.ref.role, address=link.ref.address, port=link.ref.port,
+                host_name=d.host_name, spare=d.spare, alive=link.alive and link.ever_seen,
                 attempts=link.attempts, last_contact=link.last_contact_wall,
                 epoch=reply.epoch if reply else 0,
-                config_hash=reply.config_hash if reply else "", holds=holds))
+                config_hash=reply.config_hash if reply else "", holds=holds,
+                degraded=self.assignment.degraded.get(name, "")))
         return ClusterView(arbiter=self.name, epoch=self.epoch,
                            config_hash=self.config.config_hash, leading=self.leading,
+                           spare_config_mismatch=bool(self.owns()["config_mismatch"]),
                            daemons=views, unplaced_hosts=len(self.plan.unplaced_hosts),
                            unowned_checks=len(self.plan.unowned_checks),
                            problems=self.problems)
 
     async def _cluster(self, request: web.Request) -> web.Response:
         return json_response(self.cluster())
-
-    def refs(self) -> list[DaemonRef]:
-        return [link.ref for link in self.links.values()]

@@ -4,6 +4,8 @@ routes, its dispatch handling, its status and its background loops by overriding
 from __future__ import annotations
 
 import asyncio
+import contextlib
+import hashlib
 import logging
 import os
 from dataclasses import dataclass, field
@@ -99,6 +101,10 @@ class Daemon:
         self.fence: Fence | None = None
         self.topology = Topology()
         self.started_at = 0.0
+        self.topology_hash = ""
+        #: The arbiter that last reached us at our epoch, and when (monotonic).
+        self.leader = ""
+        self.leader_contact: float | None = None
         self._runner: web.AppRunner | None = None
         self.stopping = asyncio.Event()
 
@@ -213,11 +219,31 @@ class Daemon:
 
     # --- common endpoints -------------------------------------------------------------------
 
+    def note_leader(self, arbiter: str, epoch: int) -> None:
+        """Remember an authenticated call from an arbiter at (or above) our epoch."""
+        if arbiter and epoch >= self.epoch:
+            self.leader = arbiter
+            self.leader_contact = self.clock.monotonic()
+
     async def _ping(self, request: web.Request) -> web.Response:
+        arbiter = request.headers.get("X-Shinha-Arbiter", "")
+        if arbiter:
+            # Only an arbiter that proves the secret counts as "the leader was here".
+            header = request.headers.get("Authorization", "")
+            if header == f"Bearer {self.secret}" and self.secret:
+                with contextlib.suppress(ValueError):
+                    self.note_leader(arbiter, int(request.headers.get("X-Shinha-Epoch", "-1")))
         fence = self.fence
+        seen = (None if self.leader_contact is None
+                else round(self.clock.monotonic() - self.leader_contact, 3))
         return json_response(PingReply(role=self.role, name=self.name, epoch=self.epoch,
                                        config_hash=fence.config_hash if fence else "",
-                                       part_hash=self.part_hash))
+                                       part_hash=self.part_hash,
+                                       topology_hash=self.topology_hash, leader=self.leader,
+                                       leader_seen_ago=seen, leading=self.leading_now()))
+
+    def leading_now(self) -> bool:
+        return False
 
     def status(self) -> StatusReply:
         fence = self.fence
@@ -246,8 +272,10 @@ class Daemon:
             self.accept_epoch(dispatch.fence.epoch)
         except Fenced as exc:
             return refusal(exc)
+        self.note_leader(dispatch.fence.arbiter, dispatch.fence.epoch)
         changed = await self.apply_dispatch(dispatch)
         self.fence = dispatch.fence
+        self.topology_hash = topology_hash(dispatch.topology)
         self.metrics.inc("dispatches_total", help_text="Dispatches received.",
                          changed=str(changed).lower())
         if changed:
@@ -255,7 +283,12 @@ class Daemon:
                      self.role, self.name, dispatch.fence.arbiter, dispatch.fence.epoch,
                      dispatch.fence.config_hash)
         return json_response(DispatchReply(accepted=True, reconfigured=changed,
-                                           epoch=self.epoch, part_hash=self.part_hash))
+                                           epoch=self.epoch, part_hash=self.part_hash,
+                                           topology_hash=self.topology_hash))
+
+
+def topology_hash(topology: Topology) -> str:
+    return hashlib.sha256(topology.model_dump_json().encode()).hexdigest()[:16]
 
 
 def refusal(exc: Fenced) -> web.Response:

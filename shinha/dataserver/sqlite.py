@@ -22,6 +22,7 @@ from shinha.clock import Clock, SystemClock
 from shinha.dataserver.store import (
     COUNTERS,
     EVENT_COLUMNS,
+    MIGRATIONS,
     PROBLEM_STATES,
     RESULT_COLUMNS,
     STATE_COLUMNS,
@@ -67,6 +68,7 @@ CREATE TABLE states (
     output TEXT NOT NULL, long_output TEXT NOT NULL, perfdata TEXT NOT NULL,
     acknowledged INTEGER NOT NULL, ack_author TEXT NOT NULL, ack_comment TEXT NOT NULL,
     ack_sticky INTEGER NOT NULL, downtimes TEXT NOT NULL, last_result_id TEXT NOT NULL,
+    updated_at REAL NOT NULL DEFAULT 0,
     res_row INTEGER, res_sig TEXT NOT NULL DEFAULT '',
     res_hits INTEGER NOT NULL DEFAULT 0, res_time REAL NOT NULL DEFAULT 0
 );
@@ -106,7 +108,10 @@ INSERT_STATE = f"INSERT INTO states ({_STATE_COLS}) VALUES ({_STATE_MARKS})"
 UPSERT_STATE = (INSERT_STATE + " ON CONFLICT (host, service) DO UPDATE SET "
                 + ", ".join(f"{c} = excluded.{c}" for c in STATE_COLUMNS[2:]
                             if c != "last_check")
-                + ", last_check = max(states.last_check, excluded.last_check)")
+                + ", last_check = max(states.last_check, excluded.last_check)"
+                # A row older than the stored one (a scheduler that lost its part and does not
+                # know it yet) never overwrites a newer one.
+                + " WHERE excluded.updated_at >= states.updated_at")
 INSERT_RESULT = ("INSERT INTO results (check_id, result_id, time, last_seen, hits, return_code,"
                  " output, long_output, perfdata, started, latency, timed_out, passive, poller)"
                  " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)")
@@ -204,7 +209,13 @@ class SqliteStore(Store):
             raise StorageError(f"{self.path} is an SQLite database but not a shinha "
                                "data-server's (no meta table); give the data-server its own file")
         row = conn.execute("SELECT value FROM meta WHERE key = 'schema_version'").fetchone()
-        check_schema_version(str(self.path), row[0] if row else None)
+        version = check_schema_version(str(self.path), row[0] if row else None)
+        for target in range(version + 1, STORE_SCHEMA_VERSION + 1):
+            with _transaction(conn):
+                for statement in MIGRATIONS[target]:
+                    conn.execute(statement)
+                conn.execute("UPDATE meta SET value = ? WHERE key = 'schema_version'",
+                             (str(target),))
 
     def _close_sync(self) -> None:
         conn, self._conn = self._conn, None

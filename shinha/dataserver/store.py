@@ -32,7 +32,7 @@ from shinha.wire import (
 )
 
 #: The storage schema this code writes; a database of a higher version is refused.
-STORE_SCHEMA_VERSION = 1
+STORE_SCHEMA_VERSION = 2
 #: Lifetime totals kept in the database: results = stored_new + only_bumped.
 COUNTERS = ("stored_new", "only_bumped", "duplicates", "results", "events")
 #: What `problems=True` lists: WARNING, CRITICAL, UNKNOWN (never OK, never PENDING).
@@ -47,7 +47,7 @@ _DOWNTIMES = TypeAdapter(list[Downtime])
 STATE_COLUMNS = ("host", "service", "state", "state_type", "attempt", "last_check",
                  "last_state_change", "last_hard_state", "last_hard_state_change", "output",
                  "long_output", "perfdata", "acknowledged", "ack_author", "ack_comment",
-                 "ack_sticky", "downtimes", "last_result_id")
+                 "ack_sticky", "downtimes", "last_result_id", "updated_at")
 #: Columns of the results table that history() shows.
 RESULT_COLUMNS = ("id", "result_id", "time", "last_seen", "hits", "return_code", "output",
                   "long_output", "perfdata", "started", "latency", "timed_out", "passive",
@@ -128,15 +128,21 @@ def check_page(offset: int, limit: int) -> None:
         raise ValueError(f"offset and limit must be >= 0, got {offset} and {limit}")
 
 
-def check_schema_version(where: str, found: object) -> None:
-    """Refuse a database whose recorded schema version is not the one this code writes."""
+#: Statements that take a database from version N-1 to N (portable SQL).
+MIGRATIONS: dict[int, tuple[str, ...]] = {
+    2: ("ALTER TABLE states ADD COLUMN updated_at REAL NOT NULL DEFAULT 0",),
+}
+
+
+def check_schema_version(where: str, found: object) -> int:
+    """Return the recorded schema version; refuse one newer than this code, or unreadable."""
     version = int(found) if isinstance(found, int | str) and str(found).isdigit() else None
     if version is not None and version > STORE_SCHEMA_VERSION:
         raise StorageError(f"{where} has storage schema version {version}, newer than the "
                            f"{STORE_SCHEMA_VERSION} this shinha knows: upgrade shinha")
-    if version != STORE_SCHEMA_VERSION:
-        # No older version was ever released, so there is nothing to migrate from yet.
+    if version is None or version < 1:
         raise StorageError(f"{where} has an unknown storage schema version {found!r}")
+    return version
 
 
 # --- rows <-> models ---------------------------------------------------------------------
@@ -169,7 +175,7 @@ def state_params(row: StateRow) -> tuple[Any, ...]:
             row.last_state_change, row.last_hard_state, row.last_hard_state_change, row.output,
             row.long_output, perfdata_json(row.perfdata), int(row.acknowledged),
             row.ack_author, row.ack_comment, int(row.ack_sticky),
-            _DOWNTIMES.dump_json(row.downtimes).decode(), row.last_result_id)
+            _DOWNTIMES.dump_json(row.downtimes).decode(), row.last_result_id, row.updated_at)
 
 
 def state_from_record(record: Sequence[Any]) -> StateRow:
@@ -186,7 +192,7 @@ def first_state(result: CheckResult, at: float, perf_json: str) -> tuple[Any, ..
     """Return the STATE_COLUMNS values of a check first known from a result, not a StateRow."""
     rc = result.return_code
     return (result.host, result.service, rc, "HARD", 1, at, at, rc, at, result.output,
-            result.long_output, perf_json, 0, "", "", 0, "[]", result.result_id)
+            result.long_output, perf_json, 0, "", "", 0, "[]", result.result_id, 0.0)
 
 
 def event_params(event: Event) -> tuple[Any, ...]:

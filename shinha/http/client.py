@@ -39,7 +39,8 @@ class PeerClient:
             self._session = None
 
     async def call(self, peer: DaemonRef, method: str, path: str, body: BaseModel | None,
-                   reply: type[M], timeout: float) -> M:
+                   reply: type[M], timeout: float, headers: dict[str, str] | None = None
+                   ) -> M:
         """Make one call and validate the reply."""
         if self._session is None:
             raise PeerUnreachable(peer.name, "client not started")
@@ -49,7 +50,8 @@ class PeerClient:
         try:
             async with self._session.request(
                 method, peer.url + path, data=data, ssl=ctx,
-                headers={"Content-Type": "application/json"} if data is not None else None,
+                headers={**({"Content-Type": "application/json"} if data is not None else {}),
+                         **(headers or {})},
                 timeout=aiohttp.ClientTimeout(total=timeout),
             ) as resp:
                 payload = await resp.read()

@@ -12,6 +12,7 @@ from typing import Any
 
 from shinha.config.daemons import Poller
 from shinha.daemon.base import Daemon, DaemonContext
+from shinha.daemon.journal import Journal
 from shinha.errors import PeerError
 from shinha.poller.executor import Executor
 from shinha.wire import (
@@ -52,8 +53,17 @@ class PollerDaemon(Daemon):
         self.running = 0
         self.unreachable: set[str] = set()
         self.instance = uuid.uuid4().hex
+        self.journal = Journal(self.state.path / "results.jsonl")
 
     async def on_prepare(self) -> None:
+        # Results not yet acknowledged when the poller last stopped (or died) go out again.
+        pending = self.journal.open()
+        for rid, entry in self.journal.items.items():
+            self.unacked[rid] = (CheckResult.model_validate(entry["result"]),
+                                 entry["scheduler"])
+        if pending:
+            log.info("poller %s: %d unacknowledged results from before the restart", self.name,
+                     pending)
         await self.executor.start()
 
     async def on_start(self) -> None:
@@ -72,6 +82,7 @@ class PollerDaemon(Daemon):
 
     async def on_closed(self) -> None:
         await self.executor.stop(deadline=5.0)
+        self.journal.close()
 
     def owns(self) -> dict[str, Any]:
         return {"schedulers": sorted(self.pull_loops), "running": self.running,
@@ -131,6 +142,8 @@ class PollerDaemon(Daemon):
             self.capacity_freed.set()
         result.poller = self.name
         self.unacked[result.result_id] = (result, scheduler)
+        self.journal.put(result.result_id, {"result": result.model_dump(mode="json"),
+                                            "scheduler": scheduler})
         self.metrics.inc("checks_run_total", help_text="Checks run.",
                          state=str(result.return_code))
         if len(self.unacked) >= RETURN_BATCH:
@@ -144,7 +157,9 @@ class PollerDaemon(Daemon):
             with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(self.returned.wait(), timeout=delay)
             self.returned.clear()
+            await self.journal.sync()
             ok = await self._return_once()
+            await self.journal.sync()
             delay = 0.05 if ok else min(max(delay * 2, 0.2), 2.0)
 
     async def _return_once(self) -> bool:
@@ -152,8 +167,11 @@ class PollerDaemon(Daemon):
         if not self.unacked:
             return True
         by_scheduler: dict[str, list[CheckResult]] = {}
+        owners = self.topology.host_owner
         for result, scheduler in list(self.unacked.values()):
-            by_scheduler.setdefault(scheduler, []).append(result)
+            # Send to whoever owns the host now (a spare took the part, or it came back).
+            target = owners.get(result.host, scheduler)
+            by_scheduler.setdefault(target, []).append(result)
         refs = {s.name: s for s in self.topology.schedulers}
         outcomes = await asyncio.gather(*(
             self._send(refs[name], results[:RETURN_BATCH])
@@ -171,6 +189,7 @@ class PollerDaemon(Daemon):
             return False
         for rid in ack.acked:
             self.unacked.pop(rid, None)
+            self.journal.done(rid)
         for rid, owner in ack.rerouted.items():
             entry = self.unacked.get(rid)
             if entry is not None:

@@ -135,11 +135,47 @@ class SchedulerDaemon(Daemon):
         topology_changed = await super().apply_dispatch(dispatch)
         part = dispatch.part
         if part is None:
+            if self.part is not None:
+                self._drop_part()
+                return True
             return topology_changed
         if self.part is not None and part.part_hash == self.part.part_hash:
-            return topology_changed  # idempotent: the same part is not reconfigured
+            # Idempotent: the same part is not reconfigured. The topology changed (a spare
+            # held some work meanwhile?): take any newer state the data tier has.
+            if topology_changed and self.loaded.is_set():
+                self.tasks.spawn(self._refresh_states(), "refresh-states")
+            return topology_changed
         self._take_part(part)
         return True
+
+    def _drop_part(self) -> None:
+        """Give the part back (the scheduler it stood in for is back)."""
+        assert self.part is not None
+        log.warning("scheduler %s: part %s released", self.name, self.part.part_id)
+        self.part = None
+        self.items = {}
+        self.ready = {}
+        self.in_flight = {}
+        self.handed_to = {}
+        self.timetable = Timetable()
+        self.loaded.clear()
+
+    async def _refresh_states(self) -> None:
+        """Take rows the data tier holds that are newer than ours (updated_at)."""
+        try:
+            answer = await self._query_states(sorted({key[0] for key in self.items}))
+        except PeerError as exc:
+            log.warning("scheduler %s: could not refresh states: %s", self.name, exc)
+            return
+        taken = 0
+        for row in answer.states:
+            item = self.items.get((row.host, row.service))
+            if item is not None and row.updated_at > item.state.updated_at:
+                item.state.resume(row)
+                taken += 1
+        if taken:
+            log.info("scheduler %s: %d newer states taken from the data tier", self.name,
+                     taken)
 
     def _take_part(self, part: SchedulerPart) -> None:
         previous = self.items
@@ -331,11 +367,22 @@ class SchedulerDaemon(Daemon):
         return json_response(PullReply(jobs=jobs))
 
     def _take_jobs(self, pull: PullRequest) -> list[CheckJob]:
-        queue = self.ready.get(pull.poller)
-        if not queue:
-            return []
-        now = self.clock.monotonic()
+        # A spare poller also takes the checks of the dead pollers it stands in for.
+        owners = [pull.poller, *(dead for dead, spare in self.topology.poller_standins.items()
+                                 if spare == pull.poller)]
         jobs: list[CheckJob] = []
+        for owner in owners:
+            queue = self.ready.get(owner)
+            if queue:
+                self._take_from(queue, pull, jobs)
+        if jobs:
+            self.metrics.inc("checks_handed_total", len(jobs), help_text="Checks given to "
+                             "pollers.", poller=pull.poller)
+        return jobs
+
+    def _take_from(self, queue: deque[CheckItem], pull: PullRequest,
+                   jobs: list[CheckJob]) -> None:
+        now = self.clock.monotonic()
         skipped: list[CheckItem] = []
         while queue and len(jobs) < pull.max_jobs:
             item = queue.popleft()
@@ -353,9 +400,6 @@ class SchedulerDaemon(Daemon):
                 self.handed_to[item.job_id] = pull.instance
             jobs.append(job)
         queue.extendleft(reversed(skipped))
-        self.metrics.inc("checks_handed_total", len(jobs), help_text="Checks given to pollers.",
-                         poller=pull.poller)
-        return jobs
 
     async def _results(self, request: web.Request) -> web.Response:
         check_secret(request, self.secret)

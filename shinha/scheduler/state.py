@@ -47,6 +47,7 @@ class CheckState:
     ack_sticky: bool = False
     downtimes: list[Downtime] = field(default_factory=list)
     last_result_id: str = ""
+    updated_at: float = 0.0
 
     @property
     def is_host(self) -> bool:
@@ -69,7 +70,8 @@ class CheckState:
             long_output=self.long_output, perfdata=self.perfdata,
             acknowledged=self.acknowledged, ack_author=self.ack_author,
             ack_comment=self.ack_comment, ack_sticky=self.ack_sticky,
-            downtimes=self.downtimes, last_result_id=self.last_result_id)
+            downtimes=self.downtimes, last_result_id=self.last_result_id,
+            updated_at=self.updated_at)
 
     def resume(self, row: StateRow) -> None:
         """Take the stored state of this host or service (after a failover or a restart)."""
@@ -89,6 +91,7 @@ class CheckState:
         self.ack_sticky = row.ack_sticky
         self.downtimes = list(row.downtimes)
         self.last_result_id = row.last_result_id
+        self.updated_at = row.updated_at
 
     def name(self, state: int | None = None) -> str:
         value = self.state if state is None else state
@@ -99,6 +102,7 @@ class CheckState:
         """Take one check result; return the events it caused (state changes, ack ended)."""
         prev_state, prev_type = self.state, self.state_type
         events: list[Event] = []
+        self.updated_at = max(self.updated_at, now)
         if state == 0:
             self.attempt = 1
             self.state_type = "HARD"
@@ -133,6 +137,7 @@ class CheckState:
         """Acknowledge the current problem (ignored, as in Nagios, when there is none)."""
         if not self.problem:
             return []
+        self.updated_at = max(self.updated_at, now)
         self.acknowledged, self.ack_author, self.ack_comment = True, author, comment
         self.ack_sticky = sticky
         return [self._event("ack", now, f"{author}: {comment}")]
@@ -140,6 +145,7 @@ class CheckState:
     def unacknowledge(self, now: float) -> list[Event]:
         if not self.acknowledged:
             return []
+        self.updated_at = max(self.updated_at, now)
         self.acknowledged = False
         self.ack_author = self.ack_comment = ""
         return [self._event("unack", now, "acknowledgement removed")]
@@ -147,6 +153,7 @@ class CheckState:
     def add_downtime(self, downtime: Downtime, now: float) -> list[Event]:
         if any(d.downtime_id == downtime.downtime_id for d in self.downtimes):
             return []
+        self.updated_at = max(self.updated_at, now)
         self.downtimes.append(downtime)
         return [self._event("downtime_add", now, f"{downtime.author}: {downtime.comment}",
                             detail=downtime.downtime_id)]
@@ -155,6 +162,7 @@ class CheckState:
         kept = [d for d in self.downtimes if d.downtime_id != downtime_id]
         if len(kept) == len(self.downtimes):
             return []
+        self.updated_at = max(self.updated_at, now)
         self.downtimes = kept
         return [self._event("downtime_remove", now, "downtime removed", detail=downtime_id)]
 
@@ -163,6 +171,7 @@ class CheckState:
         ended = [d for d in self.downtimes if d.end <= now]
         if not ended:
             return []
+        self.updated_at = max(self.updated_at, now)
         self.downtimes = [d for d in self.downtimes if d.end > now]
         return [self._event("downtime_end", now, "downtime ended", detail=d.downtime_id)
                 for d in ended]

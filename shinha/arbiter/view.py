@@ -1,0 +1,38 @@
+"""The operator's first look: every daemon, alive or dead, what it holds (`GET /cluster`)."""
+
+from __future__ import annotations
+
+from pydantic import BaseModel, Field
+
+from shinha.wire import Wire
+
+
+class DaemonView(BaseModel):
+    """One daemon in the cluster view."""
+
+    name: str
+    role: str
+    address: str
+    port: int
+    host_name: str
+    spare: bool
+    alive: bool
+    attempts: int
+    last_contact: float | None
+    epoch: int
+    config_hash: str
+    holds: str = Field("", description="The part (scheduler), the daemon a spare replaces, "
+                       "or the arbiter's role.")
+    degraded: str = Field("", description="Why this daemon's work is not done, if it is not.")
+
+
+class ClusterView(Wire):
+    arbiter: str
+    epoch: int
+    config_hash: str
+    leading: bool
+    spare_config_mismatch: bool = False
+    daemons: list[DaemonView]
+    unplaced_hosts: int
+    unowned_checks: int
+    problems: list[str]
