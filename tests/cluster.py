@@ -216,3 +216,55 @@ class Cluster:
     def history(self, dataserver: str, host: str, service: str) -> list[dict[str, Any]]:
         page = self.get(dataserver, f"/api/services/{host}/{service}/history?limit=1000")
         return list(page["items"])
+
+
+HA_OBJECTS = """
+define command {
+  command_name ok
+  command_line $USER1$/check_dummy 0 "all good"
+}
+define command {
+  command_name fail
+  command_line $USER1$/check_dummy 2 "broken"
+}
+define host {
+  name base
+  register 0
+  check_command ok
+  check_interval 1
+  retry_interval 1
+}
+define service {
+  name fast
+  register 0
+  check_interval 1
+  retry_interval 1
+  max_check_attempts 2
+}
+"""
+
+
+def ha_cluster(root: Path, hosts: int = 4, spares: tuple[str, ...] = (
+        "arbiter", "scheduler", "poller", "receiver"), services: int = 3) -> Cluster:
+    """The classic pair: host A (127.0.0.2) runs every master, host B (127.0.0.3) the spares
+    of the roles in `spares`. One data-server (SQLite has no replication: see the docs)."""
+    c = Cluster(root)
+    for role in ("arbiter", "scheduler", "poller", "dataserver", "receiver"):
+        c.add(role, f"{role}-master", address="127.0.0.2")
+        c.daemons[f"{role}-master"].host_name = "host-a"
+        if role in spares:
+            c.add(role, f"{role}-spare", address="127.0.0.3", spare=True)
+            c.daemons[f"{role}-spare"].host_name = "host-b"
+    objects = [HA_OBJECTS]
+    for h in range(hosts):
+        objects.append(f"define host {{\n  use base\n  host_name h{h}\n  address 127.0.0.1\n}}\n")
+        for n in range(services):
+            objects.append(f"define service {{\n  use fast\n  host_name h{h}\n"
+                           f"  service_description s{n}\n  check_command ok\n}}\n")
+        objects.append(f"define service {{\n  use fast\n  host_name h{h}\n"
+                       "  service_description FAIL\n  check_command fail\n}\n")
+        objects.append(f"define service {{\n  use fast\n  host_name h{h}\n"
+                       "  service_description PASSIVE\n  active_checks_enabled 0\n}\n")
+    c.objects = "".join(objects)
+    c.write()
+    return c

@@ -51,6 +51,7 @@ class ArbiterDaemon(Daemon):
         self.master_config_hash = ""
         self.fenced_note = ""
         self.took_lead_at: float | None = None
+        self.lease_until = 0.0
         self._watchers: list[asyncio.Task[None]] = []
         self._dispatching = asyncio.Lock()
         self._build_links()
@@ -96,7 +97,8 @@ class ArbiterDaemon(Daemon):
         return self.leading
 
     def leading_now(self) -> bool:
-        return self.leading
+        """Leading, and not just back from a freeze longer than the window (a lease)."""
+        return self.leading and self.clock.monotonic() <= self.lease_until
 
     def owns(self) -> dict[str, Any]:
         master = self._master()
@@ -130,8 +132,16 @@ class ArbiterDaemon(Daemon):
 
     async def _master_loop(self) -> None:
         spares = [link for link in self.arbiters.values() if link.ref.spare]
+        window = self._window(self.name)
         while True:
+            now = self.clock.monotonic()
+            if self.leading and now > self.lease_until:
+                # This process was frozen (SIGSTOP, a stalled VM) past the window: a spare may
+                # lead by now. Claim the lead again instead of dispatching from the past.
+                frozen = now - self.lease_until + window
+                self._stand_down(f"this arbiter was frozen for {frozen:.1f} s")
             if self.leading:
+                self.lease_until = now + window
                 for spare in spares:
                     await self._send_heartbeat(spare, self.epoch)
             else:
@@ -139,7 +149,8 @@ class ArbiterDaemon(Daemon):
             await asyncio.sleep(HEARTBEAT_INTERVAL)
 
     async def _try_to_lead(self, spares: list[PeerLink]) -> None:
-        claim = max(self.epoch, self.highest_seen) + 1
+        replies = await self._ping_all()  # learn the highest epoch around before claiming
+        claim = max([self.epoch, self.highest_seen, *(r.epoch for r in replies)]) + 1
         reached = False
         for spare in spares:
             if await self._send_heartbeat(spare, claim):
@@ -197,9 +208,19 @@ class ArbiterDaemon(Daemon):
     async def _spare_loop(self) -> None:
         master = self._master()
         window = self._window(master.name) if master else self._window(self.name)
+        tick = self.clock.monotonic()
         while True:
             await asyncio.sleep(0.25)
-            silent = self.clock.monotonic() - self.last_heartbeat
+            now = self.clock.monotonic()
+            if now - tick > window:
+                # Frozen past the window: the master may be back. Give it a whole window to
+                # reach us before we claim anything.
+                self._stand_down(f"this arbiter was frozen for {now - tick:.1f} s")
+                self.last_heartbeat = now
+            tick = now
+            if self.leading:
+                self.lease_until = now + window
+            silent = now - self.last_heartbeat
             if not self.leading and silent > window:
                 replies = await self._ping_all()
                 claim = max([self.epoch, self.highest_seen, *(r.epoch for r in replies)]) + 1
@@ -209,6 +230,9 @@ class ArbiterDaemon(Daemon):
     async def _heartbeat(self, request: web.Request) -> web.Response:
         check_secret(request, self.secret)
         beat = await read_model(request, Heartbeat)
+        if self.leading and beat.fence.epoch <= self.epoch:
+            # We dispatch at this epoch: taking the lead back needs a higher one.
+            return refusal(Fenced(self.epoch, beat.fence.epoch))
         try:
             self.accept_epoch(beat.fence.epoch)
         except Fenced as exc:
@@ -231,6 +255,7 @@ class ArbiterDaemon(Daemon):
         self.highest_seen = max(self.highest_seen, epoch)
         self.leading = True
         self.took_lead_at = self.clock.monotonic()
+        self.lease_until = self.took_lead_at + self._window(self.name)
         self.fence = Fence(epoch=self.epoch, arbiter=self.name,
                            config_hash=self.config.config_hash)
         log.warning("arbiter %s takes the lead at epoch %d: %s", self.name, self.epoch, why)
@@ -333,7 +358,7 @@ class ArbiterDaemon(Daemon):
                                    and self._needs_dispatch(link)))
 
     async def _dispatch_one(self, link: PeerLink) -> None:
-        if not self.leading or self.fence is None:
+        if not self.leading_now() or self.fence is None:
             return
         part = self.assignment.parts.get(link.name) if link.ref.role == "scheduler" else None
         dispatch = Dispatch(fence=self.fence, topology=self.assignment.topology, part=part)

@@ -74,7 +74,7 @@ class Fenced(Exception):
     """A request from an epoch lower than ours: answered 409."""
 
     def __init__(self, held: int, got: int) -> None:
-        super().__init__(f"epoch {got} is older than the epoch {held} this daemon holds")
+        super().__init__(f"epoch {got} is not above the epoch {held} this daemon holds")
         self.held = held
 
 

@@ -1,0 +1,251 @@
+"""Failover with real processes on two loopback "hosts": A (127.0.0.2) runs every master,
+B (127.0.0.3) every spare. Daemons: check_interval 1, max_check_attempts 3, so a dead
+daemon is declared after 3 s and the spare arbiter's window is 3 s."""
+
+from __future__ import annotations
+
+import re
+import signal
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from tests.cluster import Cluster, ha_cluster
+
+WINDOW = 3.0  # max_check_attempts (3) × check_interval (1)
+SATELLITES = ("scheduler-master", "scheduler-spare", "poller-master", "poller-spare",
+              "dataserver-master", "receiver-master", "receiver-spare")
+
+
+@pytest.fixture
+def ha(tmp_path: Path) -> Iterator[Cluster]:
+    c = ha_cluster(tmp_path / "ha")
+    c.start_all()
+    wait_settled(c, "arbiter-master")
+    yield c
+    c.stop_all()
+
+
+def ping(c: Cluster, name: str) -> dict[str, object] | None:
+    if name not in c.procs or c.procs[name].poll() is not None:
+        return None
+    try:
+        status, body = c.request(name, "GET", "/ping", timeout=1.0)
+    except OSError:
+        return None
+    return body if status == 200 else None
+
+
+def leaders(c: Cluster) -> list[str]:
+    out = []
+    for name in ("arbiter-master", "arbiter-spare"):
+        reply = ping(c, name)
+        if reply and reply.get("leading"):
+            out.append(name)
+    return out
+
+
+def satellite_epochs(c: Cluster, names: tuple[str, ...] = SATELLITES) -> dict[str, int]:
+    out = {}
+    for name in names:
+        reply = ping(c, name)
+        if reply is not None:
+            out[name] = int(reply["epoch"])  # type: ignore[call-overload]
+    return out
+
+
+def wait_settled(c: Cluster, arbiter: str, timeout: float = 30) -> int:
+    """Wait until `arbiter` alone leads and every running satellite holds its epoch."""
+    def settled() -> int | None:
+        if leaders(c) != [arbiter]:
+            return None
+        epoch = int(ping(c, arbiter)["epoch"])  # type: ignore[index,call-overload]
+        running = tuple(n for n in SATELLITES if c.procs[n].poll() is None)
+        epochs = satellite_epochs(c, running)
+        return epoch if len(epochs) == len(running) and set(epochs.values()) == {epoch} \
+            else None
+    return c.wait(settled, timeout, f"{arbiter} leading with every satellite at its epoch")
+
+
+def last_check(c: Cluster, host: str = "h0", service: str = "s0") -> float:
+    row = c.service("dataserver-master", host, service)
+    return float(row["last_check"]) if row else 0.0
+
+
+def test_spare_arbiter_leads_after_the_master_is_killed(ha: Cluster) -> None:
+    epoch = wait_settled(ha, "arbiter-master")
+    ha.kill("arbiter-master", signal.SIGKILL)
+    killed = time.monotonic()
+    ha.wait(lambda: leaders(ha) == ["arbiter-spare"], 15, "the spare arbiter to lead")
+    took = time.monotonic() - killed
+    assert took <= WINDOW + 2.0, f"spare took {took:.1f} s"
+    new_epoch = wait_settled(ha, "arbiter-spare")
+    assert new_epoch == epoch + 1
+    assert "Dispatch OK" in ha.log("arbiter-spare")
+    before = last_check(ha)
+    ha.wait(lambda: last_check(ha) > before, 10, "checks to go on under the spare arbiter")
+
+
+def test_master_comes_back_and_takes_the_lead_cleanly(ha: Cluster) -> None:
+    ha.kill("arbiter-master", signal.SIGKILL)
+    spare_epoch = ha.wait(lambda: wait_settled(ha, "arbiter-spare", timeout=15), 20,
+                          "spare leading")
+    parts_before = ha.log("scheduler-master").count("(part scheduler-master")
+    epoch_lines = {n: _epoch_changes(ha, n) for n in SATELLITES}
+    ha.start("arbiter-master")
+    final = wait_settled(ha, "arbiter-master")
+    assert final == spare_epoch + 1
+    assert "stands down" in ha.log("arbiter-spare")
+    for name in SATELLITES:  # exactly one epoch change each, straight to the master's
+        changes = _epoch_changes(ha, name)[len(epoch_lines[name]):]
+        assert changes == [(spare_epoch, final)], (name, changes)
+    # the scheduler's part did not change: it was not reconfigured
+    assert ha.log("scheduler-master").count("(part scheduler-master") == parts_before
+    assert leaders(ha) == ["arbiter-master"]
+
+
+def test_stopped_master_is_fenced_and_takes_back_once_it_reaches_the_spare(
+        ha: Cluster) -> None:
+    epoch = wait_settled(ha, "arbiter-master")
+    ha.kill("arbiter-master", signal.SIGSTOP)
+    ha.wait(lambda: ping(ha, "arbiter-spare") and ping(ha, "arbiter-spare")["leading"],  # type: ignore[index]
+            15, "the spare to lead while the master is stopped")
+    spare_epoch = wait_settled_partial(ha, "arbiter-spare")
+    assert spare_epoch == epoch + 1
+    ha.kill("arbiter-master", signal.SIGCONT)
+    seen_both = 0
+    deadline = time.monotonic() + 20
+    while time.monotonic() < deadline:
+        both = leaders(ha)
+        seen_both += len(both) > 1
+        if both == ["arbiter-master"] and satellite_epochs(ha) and set(
+                satellite_epochs(ha).values()) == {spare_epoch + 1}:
+            break
+        time.sleep(0.05)
+    else:
+        raise AssertionError(f"the master did not take back cleanly\n{ha.tails()}")
+    master_log = ha.log("arbiter-master")
+    assert "stands down" in master_log  # its stale pushes were refused; it did not fight
+    assert seen_both == 0, "two arbiters reported leading at once"
+    for name in SATELLITES:  # epochs only went up, never back to the stale master's
+        assert [a for a, b in _epoch_changes(ha, name) if b < a] == []
+
+
+def wait_settled_partial(c: Cluster, arbiter: str) -> int:
+    return wait_settled(c, arbiter, timeout=20)
+
+
+def test_spare_started_alone_leads_after_the_window(tmp_path: Path) -> None:
+    c = ha_cluster(tmp_path / "alone")
+    for name in SATELLITES:
+        c.start(name)
+    started = time.monotonic()
+    c.start("arbiter-spare")
+    try:
+        c.wait(lambda: leaders(c) == ["arbiter-spare"], 20, "the lone spare to lead")
+        took = time.monotonic() - started
+        assert WINDOW - 0.5 <= took <= WINDOW + 3.0, took
+        wait_settled(c, "arbiter-spare")
+    finally:
+        c.stop_all()
+
+
+def test_killed_scheduler_is_replaced_by_the_spare_no_pending_ack_kept(ha: Cluster) -> None:
+    ha.wait(lambda: (r := ha.service("dataserver-master", "h1", "FAIL")) and
+            r["state_type"] == "HARD", 30, "h1/FAIL HARD")
+    status, _ = ha.request("receiver-master", "POST", "/api/commands", {"commands": [
+        "ACKNOWLEDGE_SVC_PROBLEM;h1;FAIL;2;0;1;alice;known"]})
+    assert status == 202
+    ha.wait(lambda: ha.service("dataserver-master", "h1", "FAIL")["acknowledged"],  # type: ignore[index]
+            20, "the acknowledgement stored")
+    ha.kill("scheduler-master", signal.SIGKILL)
+    killed = time.monotonic()
+
+    def spare_owns() -> bool:
+        owns = ha.get("scheduler-spare", "/status")["owns"]
+        return bool(owns["part"] == "scheduler-master" and owns["states_loaded"])
+
+    ha.wait(spare_owns, 20, "the spare scheduler to own the part")
+    took = time.monotonic() - killed
+    assert took <= WINDOW + 2.0, f"spare scheduler took {took:.1f} s"
+    owns = ha.get("scheduler-spare", "/status")["owns"]
+    # states came from the data tier: the only PENDING checks are the 4 passive services
+    # that never received a result, on the master scheduler either
+    assert owns["pending"] == 4, owns
+    view = ha.get("arbiter-master", "/cluster")
+    spare = next(d for d in view["daemons"] if d["name"] == "scheduler-spare")
+    assert "standing in for scheduler-master" in spare["holds"]
+    before = last_check(ha, "h1", "FAIL")
+    row = ha.wait(lambda: (r := ha.service("dataserver-master", "h1", "FAIL")) and
+                  r["last_check"] > before and r, 20, "h1/FAIL checked by the spare")
+    assert row["acknowledged"] and row["ack_author"] == "alice"
+    assert all(r["state"] != 4 for r in ha.get("dataserver-master",
+                                               "/api/services?limit=1000")["items"])
+    # the master scheduler comes back: the part goes back, the spare is released
+    ha.start("scheduler-master")
+    ha.wait(lambda: ha.get("scheduler-spare", "/status")["owns"]["part"] is None, 20,
+            "the spare scheduler released")
+    ha.wait(lambda: ha.get("scheduler-master", "/status")["owns"]["part"] ==
+            "scheduler-master", 20, "the master scheduler holding its part again")
+    before = last_check(ha, "h1", "FAIL")
+    row = ha.wait(lambda: (r := ha.service("dataserver-master", "h1", "FAIL")) and
+                  r["last_check"] > before and r, 20, "checks back on the master scheduler")
+    assert row["acknowledged"]
+
+
+def test_one_dropped_ping_changes_nothing(ha: Cluster) -> None:
+    epoch = wait_settled(ha, "arbiter-master")
+    log_before = ha.log("arbiter-master")
+    for name in ("scheduler-master", "arbiter-master"):
+        ha.kill(name, signal.SIGSTOP)
+        time.sleep(1.5)  # the fault itself: shorter than the 3 s window
+        ha.kill(name, signal.SIGCONT)
+        ha.wait(lambda n=name: ping(ha, n) is not None, 5, f"{name} answering again")
+    # give the arbiter several ping rounds to (wrongly) react, then check nothing changed
+    start = ha.get("arbiter-master", "/cluster")
+    mark = max(d["last_contact"] or 0 for d in start["daemons"] if d["role"] == "scheduler")
+    ha.wait(lambda: min(d["last_contact"] or 0 for d in ha.get(
+        "arbiter-master", "/cluster")["daemons"] if d["role"] != "arbiter") > mark + 2, 15,
+        "two more ping rounds")
+    assert wait_settled(ha, "arbiter-master") == epoch
+    new_log = ha.log("arbiter-master")[len(log_before):]
+    assert "stands in" not in new_log and "is down" not in new_log, new_log
+    assert "takes the lead" not in ha.log("arbiter-spare")
+
+
+def test_dead_poller_without_a_spare_causes_no_dispatch_loop(tmp_path: Path) -> None:
+    c = ha_cluster(tmp_path / "nospare", spares=("arbiter",))
+    c.start_all()
+    try:
+        wait_settled_nospare(c)
+        c.kill("poller-master", signal.SIGKILL)
+        c.wait(lambda: "no spare poller" in next(
+            d["degraded"] for d in c.get("arbiter-master", "/cluster")["daemons"]
+            if d["name"] == "poller-master"), 15, "poller-master marked degraded")
+        count = _dispatches(c)
+        mark = time.time()
+        c.wait(lambda: min(d["last_contact"] or 0 for d in c.get(
+            "arbiter-master", "/cluster")["daemons"]
+            if d["role"] != "arbiter" and d["alive"]) > mark + 4, 20, "four more ping rounds")
+        assert _dispatches(c) == count, "the arbiter kept dispatching"
+        assert c.log("arbiter-master").count("no spare poller") == 1
+    finally:
+        c.stop_all()
+
+
+def wait_settled_nospare(c: Cluster) -> None:
+    c.wait(lambda: leaders(c) == ["arbiter-master"] and all(
+        d["alive"] for d in c.get("arbiter-master", "/cluster")["daemons"]), 30,
+        "the cluster up")
+
+
+def _dispatches(c: Cluster) -> float:
+    text = c.request("arbiter-master", "GET", "/metrics")[1]
+    return sum(float(line.split()[-1]) for line in text.splitlines()
+               if line.startswith("shinha_dispatches_sent_total"))
+
+
+def _epoch_changes(c: Cluster, name: str) -> list[tuple[int, int]]:
+    return [(int(a), int(b)) for a, b in re.findall(r"epoch (\d+) -> (\d+)", c.log(name))]
