@@ -6,6 +6,8 @@ from __future__ import annotations
 
 import re
 import signal
+import sqlite3
+import threading
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -249,3 +251,78 @@ def _dispatches(c: Cluster) -> float:
 
 def _epoch_changes(c: Cluster, name: str) -> list[tuple[int, int]]:
     return [(int(a), int(b)) for a, b in re.findall(r"epoch (\d+) -> (\d+)", c.log(name))]
+
+
+def test_nothing_lost_when_each_role_is_killed_under_load(tmp_path: Path) -> None:
+    """Steady active checks and passive results; SIGKILL each role in turn (and bring it
+    back). Every result a poller made durable and every passive result a receiver accepted
+    is stored exactly once."""
+    c = ha_cluster(tmp_path / "load", hosts=4, services=5)
+    c.start_all()
+    accepted: list[str] = []
+    stop = threading.Event()
+
+    def send_passive() -> None:
+        n = 0
+        while not stop.is_set():
+            n += 1
+            body = {"results": [{"host": f"h{n % 4}", "service": "PASSIVE",
+                                 "return_code": n % 3, "output": f"passive {n}"}]}
+            for receiver in ("receiver-master", "receiver-spare"):
+                try:
+                    status, reply = c.request(receiver, "POST", "/api/results", body,
+                                              timeout=2)
+                except OSError:
+                    continue
+                if status == 202:
+                    accepted.extend(reply["ids"])
+                    break
+            stop.wait(0.05)
+
+    sender = threading.Thread(target=send_passive, daemon=True)
+    try:
+        wait_settled(c, "arbiter-master")
+        sender.start()
+        for role in ("poller", "scheduler", "dataserver", "receiver", "arbiter"):
+            name = f"{role}-master"
+            c.wait(lambda: len(accepted) > 20, 20, "passive results flowing")
+            c.kill(name, signal.SIGKILL)
+            if role == "arbiter":
+                c.wait(lambda: leaders(c) == ["arbiter-spare"], 20, "the spare arbiter")
+            elif role == "scheduler":
+                c.wait(lambda: c.get("scheduler-spare", "/status")["owns"]["part"] ==
+                       "scheduler-master", 20, "the spare scheduler taking the part")
+            else:
+                mark = len(accepted)
+                c.wait(lambda m=mark: len(accepted) > m + 10, 20, "more load meanwhile")
+            c.start(name)
+            if role in ("arbiter", "scheduler"):
+                wait_settled(c, "arbiter-master", timeout=40)
+        stop.set()
+        sender.join(timeout=10)
+
+        def quiet() -> bool:
+            return all(c.get(p, "/status")["owns"]["unacked"] == 0
+                       for p in ("poller-master", "poller-spare")) and all(
+                c.get(r, "/status")["owns"]["queued"] == 0
+                for r in ("receiver-master", "receiver-spare")) and all(
+                c.get(s, "/status")["owns"]["outbox"] == 0
+                for s in ("scheduler-master", "scheduler-spare"))
+
+        c.wait(quiet, 60, "every queue drained")
+    finally:
+        stop.set()
+        c.stop_all()
+    produced = {rid for name in ("poller-master", "poller-spare")
+                for line in c.log(name).splitlines() if "results durable:" in line
+                for rid in line.split("results durable:")[1].split()}
+    db = c.root / "var" / "dataserver-dataserver-master" / "store.db"
+    with sqlite3.connect(db) as conn:
+        seen = {r[0] for r in conn.execute("SELECT result_id FROM seen_results")}
+        rows = [r[0] for r in conn.execute("SELECT result_id FROM results")]
+    assert len(produced) > 200 and len(accepted) > 100, (len(produced), len(accepted))
+    lost_active = produced - seen
+    lost_passive = set(accepted) - seen
+    assert not lost_active, f"{len(lost_active)} active results lost"
+    assert not lost_passive, f"{len(lost_passive)} passive results lost"
+    assert len(rows) == len(set(rows)), "a result was stored twice"
