@@ -69,6 +69,9 @@ class PingReply(Wire):
     leader_seen_ago: float | None = Field(None, description="Seconds since that arbiter's "
                                           "last authenticated call.")
     leading: bool = Field(False, description="Arbiters: whether it dispatches now.")
+    election_master: str = ""
+    election_term: int = 0
+    election_down: list[str] = Field(default_factory=list)
 
 
 class PeerView(BaseModel):
@@ -225,6 +228,12 @@ class PullRequest(Wire):
     instance: str = Field("", max_length=64, description="Changes at every poller start: "
                           "checks handed to an older instance are orphans at once.")
     tags: list[str] = Field(default_factory=lambda: ["None"])
+    covering: list[str] = Field(default_factory=list, description="Downed pollers whose checks "
+                                "this one takes over (master-token election).")
+    spread: list[tuple[str, int]] = Field(default_factory=list, description="takeover spread: "
+                                          "the alive pollers (name, weight) sharing them.")
+    silence: float = Field(0.0, ge=0, description="A covered poller must have been silent this "
+                           "long at the scheduler too (2 × server_threshold).")
     max_jobs: int = Field(64, ge=1, le=10_000)
     wait: float = Field(1.0, ge=0, le=30)
 

@@ -452,7 +452,11 @@ class ArbiterDaemon(Daemon):
                 attempts=link.attempts, last_contact=link.last_contact_wall,
                 epoch=reply.epoch if reply else 0,
                 config_hash=reply.config_hash if reply else "", holds=holds,
-                degraded=self.assignment.degraded.get(name, "")))
+                degraded=self.assignment.degraded.get(name, ""),
+                election=(f"master {reply.election_master or 'nobody'} (term "
+                          f"{reply.election_term})" + (f", down: {', '.join(reply.election_down)}"
+                                                      if reply.election_down else ""))
+                if reply and reply.role in ("poller", "dataserver") else ""))
         return ClusterView(arbiter=self.name, epoch=self.epoch,
                            config_hash=self.config.config_hash, leading=self.leading,
                            spare_config_mismatch=bool(self.owns()["config_mismatch"]),

@@ -24,6 +24,8 @@ class DaemonView(BaseModel):
     holds: str = Field("", description="The part (scheduler), the daemon a spare replaces, "
                        "or the arbiter's role.")
     degraded: str = Field("", description="Why this daemon's work is not done, if it is not.")
+    election: str = Field("", description="Pollers, data-servers: the master its election "
+                          "names, the term, who it sees down.")
 
 
 class ClusterView(Wire):

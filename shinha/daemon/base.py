@@ -236,11 +236,19 @@ class Daemon:
         fence = self.fence
         seen = (None if self.leader_contact is None
                 else round(self.clock.monotonic() - self.leader_contact, 3))
+        election = self.election_state()
         return json_response(PingReply(role=self.role, name=self.name, epoch=self.epoch,
                                        config_hash=fence.config_hash if fence else "",
                                        part_hash=self.part_hash,
                                        topology_hash=self.topology_hash, leader=self.leader,
-                                       leader_seen_ago=seen, leading=self.leading_now()))
+                                       leader_seen_ago=seen, leading=self.leading_now(),
+                                       election_master=election[0] if election else "",
+                                       election_term=election[1] if election else 0,
+                                       election_down=election[2] if election else []))
+
+    def election_state(self) -> tuple[str, int, list[str]] | None:
+        """(master, term, down) for roles that hold a master-token election."""
+        return None
 
     def leading_now(self) -> bool:
         return False

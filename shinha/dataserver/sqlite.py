@@ -273,6 +273,18 @@ class SqliteStore(Store):
                          (now - self.id_retention, 2 * len(plan.fresh_ids)))
         return plan.reply()
 
+    async def sweep_stale(self, older_than: float, now: float) -> int:
+        def sweep(conn: sqlite3.Connection) -> int:
+            with _transaction(conn):
+                cur = conn.execute(
+                    "UPDATE states SET state = 3, state_type = 'HARD', output = ?, "
+                    "last_state_change = ?, updated_at = ? WHERE service <> '' "
+                    "AND last_check > 0 AND last_check < ? AND state NOT IN (3, 4)",
+                    (f"(no result since {older_than:.0f}: stale)", now, now, older_than))
+                return int(cur.rowcount)
+
+        return await self._call(sweep)
+
     async def purge(self, older_than: float) -> int:
         deleted = 0
         while True:

@@ -106,6 +106,10 @@ class Store(ABC):
         """Return the lifetime totals named in COUNTERS."""
 
     @abstractmethod
+    async def sweep_stale(self, older_than: float, now: float) -> int:
+        """Turn UNKNOWN the services with no result since `older_than`; return how many."""
+
+    @abstractmethod
     async def purge(self, older_than: float) -> int:
         """Delete results and events older than a wall time; return how many went.
 

@@ -10,8 +10,11 @@ import os
 import uuid
 from typing import Any
 
+from aiohttp import web
+
 from shinha.config.daemons import Poller
 from shinha.daemon.base import Daemon, DaemonContext
+from shinha.daemon.election import Election, election_peers
 from shinha.daemon.journal import Journal
 from shinha.errors import PeerError
 from shinha.poller.executor import Executor
@@ -53,6 +56,9 @@ class PollerDaemon(Daemon):
         self.running = 0
         self.unreachable: set[str] = set()
         self.instance = uuid.uuid4().hex
+        pollers = {n: p for n, p in ctx.config.daemons.get("poller", {}).items()}
+        self.election = Election(link, election_peers(link, pollers, ctx.config.default_realm),
+                                 self.client, self.clock, self.secret)
         self.journal = Journal(self.state.path / "results.jsonl")
         #: Results written to the journal but not yet fsynced.
         self.unsynced: list[str] = []
@@ -68,8 +74,28 @@ class PollerDaemon(Daemon):
                      pending)
         await self.executor.start()
 
+    def add_routes(self, app: web.Application) -> None:
+        self.election.add_routes(app)
+
+    def election_state(self) -> tuple[str, int, list[str]]:
+        view = self.election.view()
+        return view.master, view.term, view.down
+
+    def covering(self) -> tuple[list[str], list[tuple[str, int]]]:
+        """The downed pollers whose checks this poller takes now, and the spread set."""
+        down = self.election.down()
+        if not down:
+            return [], []
+        if self.poller_link.takeover == "spread":
+            pollers = self.config.daemons.get("poller", {})
+            alive = [(n, p.weight if isinstance(p := pollers[n], Poller) else 1)
+                     for n in self.election.alive()]
+            return down, alive
+        return (down, []) if self.election.is_master() else ([], [])
+
     async def on_start(self) -> None:
         self.tasks.spawn(self._return_loop(), "return")
+        self.tasks.spawn(self.election.run(), "election")
 
     async def on_stop(self) -> None:
         for task in self.pull_loops.values():
@@ -87,7 +113,11 @@ class PollerDaemon(Daemon):
         self.journal.close()
 
     def owns(self) -> dict[str, Any]:
-        return {"schedulers": sorted(self.pull_loops), "running": self.running,
+        covering, _ = self.covering()
+        view = self.election.view()
+        return {"election": view.model_dump(exclude={"schema_version"}),
+                "covering": covering,
+                "schedulers": sorted(self.pull_loops), "running": self.running,
                 "unacked": len(self.unacked), "capacity": self.executor.capacity,
                 "tags": list(self.poller_link.poller_tags)}
 
@@ -114,8 +144,12 @@ class PollerDaemon(Daemon):
                 with contextlib.suppress(TimeoutError):
                     await asyncio.wait_for(self.capacity_freed.wait(), timeout=0.5)
                 continue
+            covering, spread = self.covering()
             request = PullRequest(poller=self.name, instance=self.instance, tags=tags,
-                                  max_jobs=min(capacity, 512), wait=LONG_POLL)
+                                  covering=covering, spread=spread,
+                                  silence=2.0 * self.election.threshold,
+                                  max_jobs=min(capacity, 512),
+                                  wait=min(LONG_POLL, self.election.threshold / 2))
             try:
                 reply = await self.client.call(scheduler, "POST", "/checks/pull", request,
                                                PullReply, LONG_POLL + self.link.timeout)

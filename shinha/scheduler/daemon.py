@@ -11,6 +11,7 @@ from typing import Any
 
 from aiohttp import web
 
+from shinha.arbiter.partition import rendezvous
 from shinha.config.timeperiod import Timeperiod
 from shinha.daemon.base import Daemon, DaemonContext
 from shinha.errors import PeerError
@@ -73,6 +74,9 @@ class SchedulerDaemon(Daemon):
         self.wakeup = asyncio.Event()
         self.pollers_seen: dict[str, float] = {}
         self.poller_instances: dict[str, str] = {}
+        #: When each poller last pulled (monotonic): a covered poller must be silent here too.
+        self.last_pull: dict[str, float] = {}
+        self.started_mono = ctx.clock.monotonic()
         #: Latency (start minus due) of the last active results, for /status and the bench.
         self.latencies: deque[float] = deque(maxlen=LATENCY_WINDOW)
         self.results_total = 0
@@ -352,6 +356,7 @@ class SchedulerDaemon(Daemon):
         check_secret(request, self.secret)
         pull = await read_model(request, PullRequest)
         self.pollers_seen[pull.poller] = self.clock.time()
+        self.last_pull[pull.poller] = self.clock.monotonic()
         previous = self.poller_instances.get(pull.poller)
         if pull.instance and previous != pull.instance:
             self.poller_instances[pull.poller] = pull.instance
@@ -375,20 +380,39 @@ class SchedulerDaemon(Daemon):
             queue = self.ready.get(owner)
             if queue:
                 self._take_from(queue, pull, jobs)
-        if jobs:
-            self.metrics.inc("checks_handed_total", len(jobs), help_text="Checks given to "
-                             "pollers.", poller=pull.poller)
+        for owner in self._coverable(pull):
+            queue = self.ready.get(owner)
+            if queue:
+                self._take_from(queue, pull, jobs, spread=pull.spread)
         return jobs
 
+    def _coverable(self, pull: PullRequest) -> list[str]:
+        """The downed pollers whose checks this puller may take: also silent from this
+        scheduler's point of view (no double polling of a slow-but-alive poller), and not
+        already replaced by a spare."""
+        if not pull.covering:
+            return []
+        now = self.clock.monotonic()
+        out = []
+        for owner in pull.covering:
+            if owner == pull.poller or owner in self.topology.poller_standins:
+                continue
+            last = self.last_pull.get(owner, self.started_mono)
+            if now - last >= pull.silence:
+                out.append(owner)
+        return out
+
     def _take_from(self, queue: deque[CheckItem], pull: PullRequest,
-                   jobs: list[CheckJob]) -> None:
+                   jobs: list[CheckJob], spread: list[tuple[str, int]] | None = None) -> None:
         now = self.clock.monotonic()
         skipped: list[CheckItem] = []
         while queue and len(jobs) < pull.max_jobs:
             item = queue.popleft()
             if item.job_id not in self.in_flight:
                 continue
-            if item.poller_tag not in pull.tags:
+            if item.poller_tag not in pull.tags or (
+                    spread and rendezvous(f"{item.key[0]}\0{item.key[1]}", spread)
+                    != pull.poller):
                 skipped.append(item)
                 continue
             job = CheckJob(job_id=item.job_id, host=item.key[0], service=item.key[1],
@@ -396,6 +420,9 @@ class SchedulerDaemon(Daemon):
                            timeout=item.timeout, timeout_state=item.timeout_state,
                            due=item.scheduled_wall, poller_tag=item.poller_tag)
             self.in_flight[item.job_id] = (item, now + item.timeout + ORPHAN_GRACE)
+            self.metrics.inc("checks_handed_total", help_text="Checks given to pollers, by the "
+                             "poller that took them and the poller that owns them.",
+                             poller=pull.poller, owner=item.poller)
             if pull.instance:
                 self.handed_to[item.job_id] = pull.instance
             jobs.append(job)
