@@ -197,7 +197,7 @@ class ArbiterDaemon(Daemon):
         spare.epoch = reply.epoch
         if reply.config_hash != self.config.config_hash and not spare.part_hash:
             log.warning("arbiter %s: spare %s runs config %s, this arbiter %s: copy the same "
-                        "etc/ to every host (shinha sync)", self.name, spare.name,
+                        "etc/ to every host (the same etc/ on every host)", self.name, spare.name,
                         reply.config_hash, self.config.config_hash)
         spare.part_hash = reply.config_hash
         return True
@@ -226,6 +226,7 @@ class ArbiterDaemon(Daemon):
                 claim = max([self.epoch, self.highest_seen, *(r.epoch for r in replies)]) + 1
                 await self._take_lead(claim, f"no heartbeat from the master for {silent:.1f} s "
                                       f"(window {window:.0f} s)")
+                tick = self.clock.monotonic()  # the takeover's own awaits are not a freeze
 
     async def _heartbeat(self, request: web.Request) -> web.Response:
         check_secret(request, self.secret)
@@ -239,11 +240,15 @@ class ArbiterDaemon(Daemon):
             return refusal(exc)
         self.highest_seen = max(self.highest_seen, beat.fence.epoch)
         self.last_heartbeat = self.clock.monotonic()
+        master = self.arbiters.get(beat.fence.arbiter)
+        if master is not None:
+            master.success(self.last_heartbeat, self.clock.time())
+            master.epoch = beat.fence.epoch
         if beat.fence.config_hash != self.master_config_hash:
             self.master_config_hash = beat.fence.config_hash
             if beat.fence.config_hash != self.config.config_hash:
                 log.warning("arbiter %s: the master %s runs config %s, this spare %s: the etc/ "
-                            "trees differ (copy them with shinha sync)", self.name,
+                            "trees differ (copy the same etc/ to every host)", self.name,
                             beat.fence.arbiter, beat.fence.config_hash,
                             self.config.config_hash)
         self._stand_down(f"master {beat.fence.arbiter} is back at epoch {beat.fence.epoch}")
@@ -253,20 +258,23 @@ class ArbiterDaemon(Daemon):
     async def _take_lead(self, epoch: int, why: str) -> None:
         self.accept_epoch(epoch)
         self.highest_seen = max(self.highest_seen, epoch)
+        # Learn who is alive and compute the assignment *before* leading: a watcher that
+        # wakes meanwhile must not dispatch a previous (or empty) assignment.
+        await self._ping_all()
+        self.fence = Fence(epoch=self.epoch, arbiter=self.name,
+                           config_hash=self.config.config_hash)
+        self._reassign()
         self.leading = True
         self.took_lead_at = self.clock.monotonic()
         self.lease_until = self.took_lead_at + self._window(self.name)
-        self.fence = Fence(epoch=self.epoch, arbiter=self.name,
-                           config_hash=self.config.config_hash)
         log.warning("arbiter %s takes the lead at epoch %d: %s", self.name, self.epoch, why)
         self.metrics.inc("leadership_taken_total", help_text="Times this arbiter took the lead.")
-        await self._ping_all()
-        self._reassign()
         await self._dispatch_round()
 
     def _stand_down(self, why: str) -> None:
         if self.leading:
             self.leading = False
+            self.assignment = Assignment()  # a later stint starts from what it sees then
             log.warning("arbiter %s stands down: %s", self.name, why)
 
     # --- watching and dispatching -------------------------------------------------------------
@@ -428,11 +436,16 @@ class ArbiterDaemon(Daemon):
             alive=True, attempts=0, last_contact=self.clock.time(), epoch=self.epoch,
             config_hash=self.config.config_hash,
             holds="leading" if self.leading else "standby")]
+        now = self.clock.monotonic()
         for link in self.arbiters.values():
             d = self._definition_of_arbiter(link)
+            # A spare only hears its master (heartbeats): alive while they come in.
+            alive = link.alive and link.ever_seen if not self.link.spare else (
+                link.last_contact_mono is not None
+                and now - link.last_contact_mono <= self._window(link.name))
             views.append(DaemonView(
                 name=link.name, role="arbiter", address=link.ref.address, port=link.ref.port,
-                host_name=d.host_name, spare=d.spare, alive=link.alive,
+                host_name=d.host_name, spare=d.spare, alive=alive,
                 attempts=link.attempts, last_contact=link.last_contact_wall,
                 epoch=link.epoch, config_hash=link.part_hash))
         for name, link in sorted(self.links.items()):

@@ -123,6 +123,7 @@ class PollerDaemon(Daemon):
 
     async def apply_dispatch(self, dispatch: Dispatch) -> bool:
         changed = await super().apply_dispatch(dispatch)
+        self.returned.set()  # owners may have changed: send pending results now, no backoff
         wanted = {s.name: s for s in self.topology.schedulers}
         for name in list(self.pull_loops):
             if name not in wanted:

@@ -436,6 +436,13 @@ class SchedulerDaemon(Daemon):
         return json_response(ack)
 
     async def _take_results(self, results: list[CheckResult]) -> ResultAck:
+        if self.part is not None and not self.loaded.is_set():
+            # The part's states are not loaded yet: applying a result now would run the state
+            # machine from PENDING and invent state changes. Ask for them again shortly.
+            return ResultAck(acked=[r.result_id for r in results
+                                    if self.outbox.is_durable(r.result_id)],
+                             retry=[r.result_id for r in results
+                                    if not self.outbox.is_durable(r.result_id)])
         acked: list[str] = []
         waiting: dict[str, asyncio.Future[None]] = {}
         rerouted: dict[str, str] = {}
@@ -505,6 +512,8 @@ class SchedulerDaemon(Daemon):
     async def _inbox(self, request: web.Request) -> web.Response:
         check_secret(request, self.secret)
         inbox = await read_model(request, SchedulerInbox)
+        if self.part is not None and not self.loaded.is_set():
+            return json_response(InboxAck(taken=[]))  # the receiver keeps them and retries
         not_mine: list[str] = []
         ack = await self._take_results([r for r in inbox.results
                                         if (r.host, r.service) in self.items])
