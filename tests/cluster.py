@@ -38,10 +38,10 @@ def wait_for(predicate: Callable[[], T], timeout: float, what: str,
     last_error: Exception | None = None
     while time.monotonic() < deadline:
         try:
-            value = predicate()
+            value: T | None = predicate()
         except (OSError, ValueError, KeyError, urllib.error.URLError) as exc:
             last_error = exc
-            value = None  # type: ignore[assignment]
+            value = None
         if value:
             return value
         time.sleep(interval)
