@@ -306,3 +306,13 @@ def test_sighup_reloads_the_arbiter_and_a_bad_tree_is_refused(cluster: Cluster) 
                  "the arbiter to refuse the broken tree")
     assert cluster.get("arbiter-1", "/cluster")["config_hash"] == hash_before
     assert cluster.ping("arbiter-1")
+
+
+def test_a_large_body_arriving_in_pieces_is_read_whole(cluster: Cluster) -> None:
+    """A body much larger than one socket read (a big scheduler part) must parse."""
+    results = [{"host": "web", "service": "PASSIVE", "return_code": 0,
+                "output": f"bulk {n} " + "x" * 200} for n in range(5000)]
+    status, reply = cluster.request("receiver-1", "POST", "/api/results",
+                                    {"results": results}, timeout=60)
+    assert status == 202, reply
+    assert reply["accepted"] == 5000

@@ -42,9 +42,12 @@ async def read_model(request: web.Request, model: type[M], max_bytes: int = MAX_
     if request.content_length is not None and request.content_length > max_bytes:
         raise RequestError(413, "too_large", f"body of {request.content_length} bytes; at "
                            f"most {max_bytes} accepted here")
-    body = await request.content.read(max_bytes + 1)
-    if len(body) > max_bytes:
-        raise RequestError(413, "too_large", f"body over {max_bytes} bytes")
+    # StreamReader.read(n) returns what has arrived so far, not n bytes: read to the end.
+    body = bytearray()
+    while chunk := await request.content.read(1 << 20):
+        body += chunk
+        if len(body) > max_bytes:
+            raise RequestError(413, "too_large", f"body over {max_bytes} bytes")
     try:
         return model.model_validate_json(body)
     except ValidationError as exc:
