@@ -87,9 +87,8 @@ def test_master_takes_over_a_downed_poller_and_gives_back(trio: Cluster) -> None
     c.wait(lambda: handed(c, "poller-7", "poller-1") > 0, 15,
            "poller-7 to take poller-1's checks")
     took = time.monotonic() - killed
-    # 2 × server_threshold to declare it down, + 1 s, + one check_interval for a check to
-    # fall due
-    assert took <= DOWN_AFTER + 1.0 + 1.0, f"takeover took {took:.2f} s"
+    # the issue's bound: 2 × server_threshold + 1 s (bench/takeover.py measures ~2.0 s)
+    assert took <= DOWN_AFTER + 1.0, f"takeover took {took:.2f} s"
     assert handed(c, "poller-5", "poller-1") == 0  # takeover master: only the master covers
     # the special-tagged check of poller-1 (a new output every run, so every run is stored):
     # poller-7 lacks the tag, so it is never given it
