@@ -113,6 +113,9 @@ class Election:
     async def run(self) -> None:
         """Heartbeat every peer every server_threshold; re-evaluate four times as often, so
         that a silence is noticed soon after it reaches 2 × server_threshold."""
+        # The grace before anyone counts as down starts now, not when the daemon was built:
+        # a slow start (journal replay, worker processes) must not declare every peer down.
+        self.started = self.clock.monotonic()
         self.evaluate()
         next_beat = 0.0
         while True:

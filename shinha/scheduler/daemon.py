@@ -77,6 +77,8 @@ class SchedulerDaemon(Daemon):
         #: When each poller last pulled (monotonic): a covered poller must be silent here too.
         self.last_pull: dict[str, float] = {}
         self.started_mono = ctx.clock.monotonic()
+        #: Pollers whose checks others cover now (their in-flight checks were re-queued).
+        self.covered: set[str] = set()
         #: Latency (start minus due) of the last active results, for /status and the bench.
         self.latencies: deque[float] = deque(maxlen=LATENCY_WINDOW)
         self.results_total = 0
@@ -314,8 +316,8 @@ class SchedulerDaemon(Daemon):
                              "came back and were re-queued.")
             self.timetable.schedule(item, now)
         if lost:
-            log.warning("scheduler %s: poller %s restarted; %d checks it held re-queued",
-                        self.name, poller, len(lost))
+            log.warning("scheduler %s: %d checks held by poller %s (restarted, or silent and "
+                        "covered by another) re-queued", self.name, len(lost), poller)
             self.wakeup.set()
 
     async def _orphan_loop(self) -> None:
@@ -357,6 +359,7 @@ class SchedulerDaemon(Daemon):
         pull = await read_model(request, PullRequest)
         self.pollers_seen[pull.poller] = self.clock.time()
         self.last_pull[pull.poller] = self.clock.monotonic()
+        self.covered.discard(pull.poller)
         previous = self.poller_instances.get(pull.poller)
         if pull.instance and previous != pull.instance:
             self.poller_instances[pull.poller] = pull.instance
@@ -400,6 +403,13 @@ class SchedulerDaemon(Daemon):
             last = self.last_pull.get(owner, self.started_mono)
             if now - last >= pull.silence:
                 out.append(owner)
+                if owner not in self.covered:
+                    # What the silent poller was handed before it fell silent will not come
+                    # back: re-queue it now rather than at its orphan deadline.
+                    self.covered.add(owner)
+                    instance = self.poller_instances.get(owner)
+                    if instance:
+                        self._orphan_instance(owner, instance)
         return out
 
     def _take_from(self, queue: deque[CheckItem], pull: PullRequest,
