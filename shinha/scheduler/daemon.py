@@ -508,7 +508,14 @@ class SchedulerDaemon(Daemon):
                          item.state.attempt, item.state.max_attempts, result.output[:120])
         events += item.state.expire_downtimes(wall)
         if item.active and not result.passive:
-            self.timetable.schedule(item, now_mono + item.interval())
+            interval = item.interval()
+            if item.state.state_type == "SOFT" and item.state.problem:
+                due = now_mono + interval  # a retry counts from the failure
+            else:
+                # Keep the cadence: one interval after the previous due time, not after the
+                # result (which would stretch every cycle by the check's latency and runtime).
+                due = max(item.next_due + interval, now_mono)
+            self.timetable.schedule(item, due)
         self.metrics.inc("results_total", help_text="Results taken.",
                          kind="passive" if result.passive else "active")
         self.results_total += 1
