@@ -42,8 +42,14 @@ class Metrics:
             lines.append(f"# TYPE {full} {kind}")
             for labels, value in sorted(self._values[full].items()):
                 text = ",".join(f'{k}="{_escape(v)}"' for k, v in labels)
-                lines.append(f"{full}{{{text}}} {value:g}" if text else f"{full} {value:g}")
+                sample = _number(value)
+                lines.append(f"{full}{{{text}}} {sample}" if text else f"{full} {sample}")
         return "\n".join(lines) + "\n"
+
+
+def _number(value: float) -> str:
+    """Render a sample exactly: whole numbers without an exponent (1234567, not 1.23e+06)."""
+    return str(int(value)) if value.is_integer() else repr(value)
 
 
 def _escape(value: str) -> str:
