@@ -53,3 +53,11 @@ def test_large_counters_render_exactly() -> None:
     m = Metrics()
     m.inc("checks_run_total", 1234567)
     assert "shinha_checks_run_total 1234567\n" in m.render()
+
+
+def test_gauges_set_from_integers_render() -> None:
+    m = Metrics()
+    m.set("epoch", 7)  # an int, as daemons set it
+    m.set("ratio", 0.25)
+    text = m.render()
+    assert "shinha_epoch 7\n" in text and "shinha_ratio 0.25\n" in text

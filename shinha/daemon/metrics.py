@@ -49,7 +49,8 @@ class Metrics:
 
 def _number(value: float) -> str:
     """Render a sample exactly: whole numbers without an exponent (1234567, not 1.23e+06)."""
-    return str(int(value)) if value.is_integer() else repr(value)
+    number = float(value)
+    return str(int(number)) if number.is_integer() else repr(number)
 
 
 def _escape(value: str) -> str:
