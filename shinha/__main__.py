@@ -1,7 +1,5 @@
 """`python -m shinha` is the `shinha` command."""
 
-import sys
+from shinha.cli import entry
 
-from shinha.cli import main
-
-sys.exit(main())
+entry()

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import sys
 import time
 from collections.abc import Sequence
@@ -135,5 +136,16 @@ def main(argv: Sequence[str] | None = None) -> int:
     return code
 
 
+def entry() -> None:
+    """The `shinha` executable: `main`, then exit. After check-config the process ends at
+    once instead of freeing a loaded tree object by object (0.1 s for 100,000 services)."""
+    code = main()
+    if sys.argv[1:2] == ["check-config"]:
+        sys.stdout.flush()
+        sys.stderr.flush()
+        os._exit(code)
+    sys.exit(code)
+
+
 if __name__ == "__main__":
-    sys.exit(main())
+    entry()

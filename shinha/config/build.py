@@ -8,12 +8,13 @@ so that one typo does not cascade into "not defined" errors elsewhere.
 from __future__ import annotations
 
 from collections import defaultdict
-from typing import Any
+from typing import Any, ClassVar
 
 from pydantic import TypeAdapter, ValidationError
 
 from shinha.config.daemons import DAEMON_MODELS
 from shinha.config.diagnostics import Diagnostics, did_you_mean
+from shinha.config.fastmodel import ModelFactory
 from shinha.config.inherit import Inheritance, origin
 from shinha.config.objects import (
     Command,
@@ -65,10 +66,31 @@ _TP_FIXED = frozenset({"timeperiod_name", "alias", "exclude", "name", "use", "re
 _SOURCE = frozenset({"source_file", "source_line"})
 _CHUNK = 4096
 _NO_EXTRA: dict[str, str] = {}
+_UNSET: Any = object()
+_CUSTOM: Any = object()
+
+
+class _Base:
+    """What a template chain gives each object that uses it, validated once."""
+
+    __slots__ = ("customs", "data", "fields", "fieldsets", "ignored", "values")
+
+    def __init__(self) -> None:
+        #: The validated values the templates set; `data`: those over the defaults.
+        self.values: dict[str, Any] = {}
+        self.data: dict[str, Any] = {}
+        self.fields: frozenset[str] = frozenset()
+        #: (own property names, extract plain) -> the fields its objects were given.
+        self.fieldsets: dict[tuple[tuple[str, ...], bool], frozenset[str]] = {}
+        self.customs: dict[str, str] = {}
+        self.ignored: list[str] = []
 
 
 class ObjectBuilder:
     """Build the models of one object type from its raw blocks."""
+
+    #: Whether plain objects skip full validation (tests turn it off to compare both paths).
+    fast_path: ClassVar[bool] = True
 
     def __init__(self, model: type[ConfigObject], raws: list[RawObject], diags: Diagnostics,
                  all_templates: dict[str, RawObject]) -> None:
@@ -85,11 +107,20 @@ class ObjectBuilder:
         self.extra: list[dict[str, str]] = []
         #: Per built object: the value of the `extract` property, as written.
         self.extracted: list[str] = []
+        #: Plain objects skip full validation (see fastmodel); not timeperiods, whose day
+        #: lines are free-form, nor types that take any property.
+        self.factory: ModelFactory[Any] | None = None
+        if (self.fast_path and self.type != "timeperiod"
+                and not getattr(model, "open_properties", False)):
+            self.factory = ModelFactory(model)
+        self._bases: dict[str | None, _Base | None] = {}
 
     def build(self, extract: str | None = None) -> list[Any]:
         """Validate every registered object. The `extract` property is kept aside, as written,
         in `self.extracted` (services: their host list), and stays on the object when it is one
         plain name."""
+        out: list[Any] = []  # built objects, None where full validation is still to come
+        slow: list[int] = []  # positions in `out` of the objects that need full validation
         inputs: list[dict[str, Any]] = []
         model = self.model
         known = self.known
@@ -97,10 +128,18 @@ class ObjectBuilder:
         key_prop = model.key_property
         origins, extras, extracted = self.origins, self.extra, self.extracted
         resolve = self.inheritance.resolve
+        fast = self._fast if self.factory is not None else None
         for raw in self.raws:
             register = raw.props.get("register")
             if register is not None and register.strip() == "0":
                 continue
+            if fast is not None:
+                obj = fast(raw, extract)
+                if obj is not None:
+                    out.append(obj)
+                    origins.append(raw)
+                    extras.append(_NO_EXTRA)
+                    continue
             props: dict[str, Any] = resolve(raw)
             extra = _NO_EXTRA
             if not known.issuperset(props):
@@ -119,11 +158,150 @@ class ObjectBuilder:
                     props[key] = [x for x in (p.strip() for p in props[key].split(",")) if x]
             props["source_file"] = raw.file
             props["source_line"] = raw.line
+            slow.append(len(out))
+            out.append(None)
             inputs.append(props)
             origins.append(raw)
             extras.append(extra)
         self._report_ignored()
-        return self._validate(inputs)
+        if inputs:
+            validated = self._validate(inputs, [origins[i] for i in slow])
+            for position, obj in zip(slow, validated, strict=True):
+                out[position] = obj
+            if None in out:
+                kept = [i for i, obj in enumerate(out) if obj is not None]
+                out = [out[i] for i in kept]
+                self.origins = [origins[i] for i in kept]
+                self.extra = [extras[i] for i in kept]
+                if extract is not None:
+                    self.extracted = [extracted[i] for i in kept]
+        return out
+
+    def _fast(self, raw: RawObject, extract: str | None) -> Any:
+        """Build a plain object from its template chain's validated values and its own; None
+        when anything about it needs full validation (which then reports the problem)."""
+        if raw.additive:
+            return None
+        own = raw.props
+        use = own.get("use")
+        base = self._bases.get(use, _UNSET)
+        if base is _UNSET:
+            base = self._bases[use] = self._base(use, extract)
+        if base is None:
+            return None
+        factory = self.factory
+        assert factory is not None
+        cache = factory.cache
+        data = base.data.copy()
+        customs: dict[str, str] | None = None
+        for key, value in own.items():
+            if key == extract or key == "use":
+                continue
+            validated = cache.get((key, value), _UNSET)
+            if validated is _UNSET:
+                validated = self._own_value(key, value)
+                if validated is _UNSET:
+                    return None
+                if validated is _CUSTOM:
+                    if customs is None:
+                        customs = base.customs.copy()
+                    customs[key[1:]] = value
+                    continue
+            data[key] = validated
+        plain = True
+        if extract is not None:
+            spec = own.get(extract, "")
+            plain = bool(spec) and "," not in spec and "!" not in spec and "*" not in spec
+            if plain:
+                data[extract] = spec.strip()
+        if customs is None and base.customs:
+            customs = base.customs.copy()
+        if customs:
+            data["customs"] = customs
+        # Objects written alike share one (frozen) set of given fields: a set per object
+        # was 40 % of a service's memory.
+        signature = (tuple(own), plain)
+        fields = base.fieldsets.get(signature)
+        if fields is None:
+            given = own.keys() & self.known | base.fields
+            if not plain:
+                given.discard(extract)
+            if customs:
+                given.add("customs")
+            fields = base.fieldsets[signature] = frozenset(given)
+        for name in factory.required:
+            if name not in fields:
+                return None
+        if extract is not None:
+            self.extracted.append(own.get(extract, ""))
+        data["source_file"] = raw.file
+        data["source_line"] = raw.line
+        for key in base.ignored:
+            self._seen_ignored(raw, key)
+        return factory.make(data, fields)
+
+    def _own_value(self, key: str, value: str) -> Any:
+        """An object's own property not in the cache yet: its validated value, _CUSTOM for a
+        custom variable, _UNSET when the object needs full validation."""
+        if key in self.known:
+            if value == "null":
+                return _UNSET
+            assert self.factory is not None
+            try:
+                return self.factory.value(key, value)
+            except ValidationError:
+                return _UNSET
+        if key[:1] == "_" and self.model.has_customs and key.isupper():
+            return _CUSTOM
+        return _UNSET
+
+    def _base(self, use: str | None, extract: str | None) -> _Base | None:
+        """The validated values that the templates named by `use` give an object; None when
+        they need the full path (a template missing or broken, a null, an unknown property, a
+        bad value)."""
+        merged: dict[str, str] = {}
+        if use is not None:
+            parents = [p.strip() for p in use.split(",") if p.strip()]
+            if not parents:
+                return None
+            for parent in reversed(parents):
+                if parent not in self.inheritance.templates:
+                    return None
+                inherited = self.inheritance.template(parent)
+                if inherited is None:
+                    return None
+                merged.update(inherited)
+        model, factory = self.model, self.factory
+        assert factory is not None
+        base = _Base()
+        try:
+            for key, value in merged.items():
+                if value == "null" or key == extract or key == model.key_property:
+                    return None
+                if key in self.known:
+                    base.values[key] = factory.value(key, value)
+                elif key in model.property_aliases:
+                    target = model.property_aliases[key]
+                    if target not in merged:
+                        base.values[target] = factory.value(target, value)
+                elif key[:1] == "_" and model.has_customs and len(key) > 1:
+                    base.customs[key[1:].upper()] = value
+                elif key in model.ignored_properties:
+                    base.ignored.append(key)
+                else:
+                    return None
+        except ValidationError:
+            return None
+        base.fields = frozenset(base.values) | _SOURCE
+        base.data = factory.data(base.values)
+        return base
+
+    def _seen_ignored(self, raw: RawObject, key: str) -> None:
+        seen = self.ignored_seen.get(key)
+        if seen is None:
+            self.ignored_seen[key] = (origin(raw, key, self.inheritance), 1)
+        else:
+            self.ignored_seen[key] = (seen[0], seen[1] + 1)
 
     def _sort_unknown(self, raw: RawObject, props: dict[str, Any],
                       unknown: set[str]) -> dict[str, str]:
@@ -139,11 +317,7 @@ class ObjectBuilder:
             elif key[:1] == "_" and model.has_customs and len(key) > 1:
                 customs[key[1:].upper()] = value
             elif key in model.ignored_properties:
-                if key not in self.ignored_seen:
-                    src = origin(raw, key, self.inheritance)
-                    self.ignored_seen[key] = (src, 0)
-                src, count = self.ignored_seen[key]
-                self.ignored_seen[key] = (src, count + 1)
+                self._seen_ignored(raw, key)
             elif getattr(model, "open_properties", False):
                 options[key] = value
             elif self.type == "timeperiod":
@@ -167,31 +341,21 @@ class ObjectBuilder:
                                f"({count} object{'s' if count > 1 else ''})", src.file,
                                locate_property(src, key))
 
-    def _validate(self, inputs: list[dict[str, Any]]) -> list[Any]:
-        """Validate in chunks (the input dicts of a chunk are dropped as soon as it is done)."""
+    def _validate(self, inputs: list[dict[str, Any]], raws: list[RawObject]) -> list[Any]:
+        """Validate in full, in chunks (the input dicts of a chunk are dropped as soon as it is
+        done); one model per input, None where an object cannot be kept."""
         adapter: TypeAdapter[list[Any]] = TypeAdapter(list[self.model])  # type: ignore[name-defined]
-        kept: list[Any] = []
-        origins: list[RawObject] = []
-        extras: list[dict[str, str]] = []
-        extracted: list[str] = []
+        out: list[Any] = []
         for start in range(0, len(inputs), _CHUNK):
             chunk = inputs[start : start + _CHUNK]
             try:
-                objs = adapter.validate_python(chunk)
+                out.extend(adapter.validate_python(chunk))
             except ValidationError as exc:
-                objs = self._salvage(chunk, start, exc)
-            for offset, obj in enumerate(objs):
-                if obj is not None:
-                    kept.append(obj)
-                    origins.append(self.origins[start + offset])
-                    extras.append(self.extra[start + offset])
-                    if self.extracted:
-                        extracted.append(self.extracted[start + offset])
+                out.extend(self._salvage(chunk, raws[start : start + _CHUNK], exc))
             inputs[start : start + _CHUNK] = [{}] * len(chunk)
-        self.origins, self.extra, self.extracted = origins, extras, extracted
-        return kept
+        return out
 
-    def _salvage(self, chunk: list[dict[str, Any]], start: int,
+    def _salvage(self, chunk: list[dict[str, Any]], raws: list[RawObject],
                  exc: ValidationError) -> list[Any]:
         """Report each bad value, then keep each object with its good values (None if it
         cannot be kept: its name itself is bad)."""
@@ -201,7 +365,7 @@ class ObjectBuilder:
             index = int(loc[0])
             field = str(loc[1]) if len(loc) > 1 else ""
             bad[index].add(field)
-            self._report_value(start + index, field, chunk[index], err["msg"])
+            self._report_value(raws[index], field, chunk[index], err["msg"])
         out: list[Any] = []
         for index, props in enumerate(chunk):
             fields = bad.get(index)
@@ -225,8 +389,8 @@ class ObjectBuilder:
             if "name" not in raw.props:
                 raw.props = {}
 
-    def _report_value(self, index: int, field: str, props: dict[str, Any], msg: str) -> None:
-        raw = self.origins[index]
+    def _report_value(self, raw: RawObject, field: str, props: dict[str, Any],
+                      msg: str) -> None:
         value = props.get(field)
         if field not in props:
             self.diags.error(f"{self.type} needs '{field}'", raw.file, raw.line,

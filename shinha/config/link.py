@@ -7,6 +7,7 @@ from collections.abc import Iterable, Mapping
 from typing import Any, TypeVar
 
 from shinha.config.diagnostics import Diagnostics, did_you_mean
+from shinha.config.fastmodel import copy_model
 from shinha.config.objects import (
     ConfigObject,
     Contact,
@@ -233,7 +234,7 @@ def attach_services(
                                 f"is defined twice (first at {prior.where()})", raw.file,
                                 raw.line, "remove or rename one of them")
                     continue
-            instance = svc.model_copy(update={"host_name": host_name})
+            instance = copy_model(svc, host_name=host_name)
             services[key] = instance
             if from_group:
                 from_groups.add(key)

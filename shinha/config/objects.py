@@ -7,7 +7,8 @@ the main file's `interval_length` (60 s by default), as in Nagios.
 
 from __future__ import annotations
 
-from typing import ClassVar, Literal
+from collections.abc import Mapping
+from typing import Any, ClassVar, Literal, Self
 
 from pydantic import BaseModel, ConfigDict, Field
 
@@ -33,6 +34,26 @@ class ConfigObject(BaseModel):
 
     source_file: str = Field("", description="File the object was defined in (set by shinha).")
     source_line: int = Field(0, description="Line of its `define` (set by shinha).")
+
+    # Objects built by the loader share one frozenset of given fields per way of writing
+    # them (see shinha.config.fastmodel); these two copy it before they change it.
+    def __setattr__(self, name: str, value: Any) -> None:
+        if name in type(self).model_fields:
+            self.__dict__[name] = value
+            given = self.__pydantic_fields_set__
+            if name not in given:
+                object.__setattr__(self, "__pydantic_fields_set__", given | {name})
+            return
+        super().__setattr__(name, value)
+
+    def model_copy(self, *, update: Mapping[str, Any] | None = None,
+                   deep: bool = False) -> Self:
+        copied = super().model_copy(deep=deep)
+        if update:
+            copied.__dict__.update(update)
+            object.__setattr__(copied, "__pydantic_fields_set__",
+                               set(copied.__pydantic_fields_set__) | update.keys())
+        return copied
 
     @property
     def object_name(self) -> str:
