@@ -49,6 +49,51 @@ def test_journal_is_compacted_while_running(tmp_path: Path, monkeypatch) -> None
     assert set(again.items) == {f"k{n}" for n in range(0, 2000, 10)}
 
 
+def test_puts_and_dones_during_a_compaction_are_kept(tmp_path: Path, monkeypatch) -> None:  # type: ignore[no-untyped-def]
+    """The compaction writes its snapshot in a thread while the daemon goes on: what is put
+    and done meanwhile must land in the new file (they once hit a closed file)."""
+    monkeypatch.setattr(journal_module, "COMPACT_MIN_LINES", 100)
+    path = tmp_path / "q.jsonl"
+    j = Journal(path)
+    j.open()
+    expected: set[str] = set()
+
+    async def writer(stop: asyncio.Event) -> None:
+        n = 0
+        while not stop.is_set():
+            j.put(f"w{n}", {"n": n})
+            if n % 3:
+                j.done(f"w{n}")
+            else:
+                expected.add(f"w{n}")
+            n += 1
+            await asyncio.sleep(0)
+
+    async def main() -> int:
+        for n in range(500):  # enough done lines for a compaction on the next sync
+            j.put(f"k{n}", {"payload": "x" * 200})
+            j.done(f"k{n}")
+        stop = asyncio.Event()
+        task = asyncio.create_task(writer(stop))
+        compactions = 0
+        for _ in range(20):
+            before = j._lines
+            await j.sync()
+            compactions += j._lines < before
+            await asyncio.sleep(0.001)
+        stop.set()
+        await task
+        await j.sync()
+        return compactions
+
+    assert asyncio.run(main()) >= 1
+    assert set(j.items) == expected
+    j.close()
+    again = Journal(path)
+    again.open()
+    assert set(again.items) == expected
+
+
 def test_large_counters_render_exactly() -> None:
     m = Metrics()
     m.inc("checks_run_total", 1234567)

@@ -92,9 +92,10 @@ def read_pid(path: Path) -> int | None:
 
 
 @asynccontextmanager
-async def running_executor(workers: int = 1, per_worker: int = 4,
-                           max_output: int = 8192) -> AsyncIterator[Executor]:
-    executor = Executor(workers=workers, per_worker=per_worker, max_output=max_output)
+async def running_executor(workers: int = 1, per_worker: int = 4, max_output: int = 8192,
+                           native_per_worker: int = 16) -> AsyncIterator[Executor]:
+    executor = Executor(workers=workers, per_worker=per_worker, max_output=max_output,
+                        native_per_worker=native_per_worker)
     await executor.start()
     try:
         yield executor
@@ -358,7 +359,7 @@ def test_executor_runs_plugins_in_workers(tmp_path: Path) -> None:
 
     async def body() -> None:
         async with running_executor(workers=2, per_worker=2) as executor:
-            assert executor.capacity == 4
+            assert executor.free(native=False) == 4
             results = await asyncio.gather(
                 *(executor.run(make_job(f"{CHECK_DUMMY} {code % 4} n{code}"))
                   for code in range(12)))
@@ -405,10 +406,10 @@ echo OK""")
         async with running_executor(workers=workers, per_worker=per_worker) as executor:
             tasks = [asyncio.ensure_future(executor.run(make_job(str(plugin))))
                      for _ in range(jobs)]
-            await await_until(lambda: executor.capacity == 0, what="executor saturated")
+            await await_until(lambda: executor.free(native=False) == 0, what="executor saturated")
             results = await asyncio.gather(*tasks)
             assert all(r.return_code == 0 for r in results)
-            assert executor.capacity == workers * per_worker
+            assert executor.free(native=False) == workers * per_worker
 
     arun(body())
     intervals = [tuple(map(int, f.read_text().split())) for f in spans.iterdir()]
@@ -441,7 +442,7 @@ def test_killed_worker_is_replaced_and_its_plugins_killed(tmp_path: Path) -> Non
             assert (after.return_code, after.output) == (0, "OK: back")
             assert executor.workers_started == 2
             assert executor.worker_pids != [worker]
-            assert executor.capacity == 2
+            assert executor.free(native=False) == 2
 
     arun(body())
 
@@ -630,16 +631,21 @@ def test_native_http() -> None:
     assert unknown_type.return_code == 3 and "'smtp'" in unknown_type.output
 
 
-def test_native_checks_count_against_capacity() -> None:
+def test_native_checks_have_their_own_slots_in_the_workers() -> None:
+    """Native checks run in the worker processes, limited by native_per_worker apart from
+    the plugins' per_worker: a slow http check holds a native slot, not a plugin's."""
     async def body() -> None:
-        async with running_executor(workers=1, per_worker=2) as executor, \
+        async with running_executor(workers=1, per_worker=2, native_per_worker=3) as executor, \
                 http_server() as base:
+            assert executor.capacity == 2 + 3
             slow = [asyncio.ensure_future(executor.run(
                 make_job(f"url={base}/slow", module_type="http", timeout=0.5)))
-                for _ in range(3)]
-            await await_until(lambda: executor.capacity == 0, what="slots taken")
+                for _ in range(4)]  # one more than the native slots: it waits its turn
+            await await_until(lambda: executor.capacity == 2, what="native slots taken")
+            plugin = await executor.run(make_job("/bin/echo still runs"))
+            assert plugin.return_code == 0 and plugin.output == "still runs"
             results = await asyncio.gather(*slow)
             assert all(r.timed_out for r in results)
-            assert executor.capacity == 2
+            assert executor.capacity == 5
 
     arun(body())

@@ -102,3 +102,26 @@ def test_resume_from_a_stored_row_keeps_state_ack_and_attempts() -> None:
 
 def test_host_plugin_codes_map_like_nagios_4() -> None:
     assert [host_state(c) for c in range(4)] == [0, 0, 1, 1]
+
+
+def test_job_json_is_the_check_job() -> None:
+    """A scheduler hands out jobs as JSON made from a per-item prefix: it must be exactly the
+    CheckJob, whatever the command line holds."""
+    from shinha.scheduler.items import CheckItem
+    from shinha.wire import CheckJob
+
+    line = 'check_x -a "quoted \\\\ back" \u00e9t\u00e9 \'single\' $ { } \n tab\t'
+    item = CheckItem(key=("h\u00f4te", "svc \"1\""), state=CheckState("h", "s", max_attempts=3),
+                     command_line=line, module_type="tcp", timeout=12.5, timeout_state=3,
+                     check_interval=60.0, retry_interval=30.0, active=True, passive=True,
+                     poller="poller-1", poller_tag="dmz", check_period="")
+    seen = set()
+    for run_number in range(3):
+        item.job_id = f"job{run_number:08d}"
+        item.scheduled_wall = 1_700_000_000.123456 + run_number
+        job = CheckJob.model_validate_json(item.job_json())
+        assert job == CheckJob(job_id=item.job_id, host="h\u00f4te", service='svc "1"',
+                               command_line=line, module_type="tcp", timeout=12.5,
+                               timeout_state=3, due=item.scheduled_wall, poller_tag="dmz")
+        seen.add(job.job_id)
+    assert len(seen) == 3

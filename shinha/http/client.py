@@ -38,13 +38,14 @@ class PeerClient:
             await self._session.close()
             self._session = None
 
-    async def call(self, peer: DaemonRef, method: str, path: str, body: BaseModel | None,
-                   reply: type[M], timeout: float, headers: dict[str, str] | None = None
-                   ) -> M:
-        """Make one call and validate the reply."""
+    async def call(self, peer: DaemonRef, method: str, path: str,
+                   body: BaseModel | bytes | None, reply: type[M], timeout: float,
+                   headers: dict[str, str] | None = None) -> M:
+        """Make one call and validate the reply. A body in bytes is a model's JSON already
+        (a poller assembles its result batches from its workers' JSON)."""
         if self._session is None:
             raise PeerUnreachable(peer.name, "client not started")
-        data = body.model_dump_json().encode() if body is not None else None
+        data = body if isinstance(body, bytes) or body is None else body.model_dump_json().encode()
         ctx: ssl.SSLContext | bool = self._ssl if (peer.use_ssl and self._ssl) else (
             peer.use_ssl)
         try:

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import json
 import logging
 import os
 import uuid
@@ -15,10 +16,11 @@ from aiohttp import web
 from shinha.config.daemons import Poller
 from shinha.daemon.base import Daemon, DaemonContext
 from shinha.daemon.election import Election, election_peers
-from shinha.daemon.journal import Journal
+from shinha.daemon.journal import Journal, RawJSON
 from shinha.errors import PeerError
 from shinha.poller.executor import Executor
 from shinha.wire import (
+    SCHEMA_VERSION,
     CheckJob,
     CheckResult,
     DaemonRef,
@@ -26,12 +28,18 @@ from shinha.wire import (
     PullReply,
     PullRequest,
     ResultAck,
-    ResultBatch,
 )
 
 log = logging.getLogger(__name__)
 RETURN_BATCH = 1_000
+#: Result batches in flight to one scheduler at once: each waits for the data tier's durable
+#: write, so one at a time capped the return at RETURN_BATCH per round trip (~3,300/s).
+RETURN_IN_FLIGHT = 16
 LONG_POLL = 1.0
+#: After a pull that brought less than half of what it asked for, wait this long before the
+#: next one so that checks gather: a pull per few checks cost most of the poller's and the
+#: scheduler's CPU at a steady load. It bounds the latency this adds.
+PULL_GATHER = 0.05
 
 
 class PollerDaemon(Daemon):
@@ -47,9 +55,15 @@ class PollerDaemon(Daemon):
         cpus = os.cpu_count() or 1
         workers = link.max_workers or link.min_workers or cpus
         self.executor = Executor(workers=workers, per_worker=link.processes_by_worker,
-                                 max_output=ctx.config.main.max_plugins_output_length)
+                                 max_output=ctx.config.main.max_plugins_output_length,
+                                 poller=link.name)
         #: Results not yet acknowledged, with the scheduler they go to.
-        self.unacked: dict[str, tuple[CheckResult, str]] = {}
+        #: Each with its JSON (what the journal holds and the result batches are made of).
+        self.unacked: dict[str, tuple[CheckResult, str, str]] = {}
+        #: Those of them not in a request now, oldest first; the requests by scheduler.
+        self.unsent: dict[str, None] = {}
+        self.sends: dict[str, set[asyncio.Task[bool]]] = {}
+        self.return_failed = False
         self.returned = asyncio.Event()
         self.capacity_freed = asyncio.Event()
         self.pull_loops: dict[str, asyncio.Task[None]] = {}
@@ -67,8 +81,10 @@ class PollerDaemon(Daemon):
         # Results not yet acknowledged when the poller last stopped (or died) go out again.
         pending = self.journal.open()
         for rid, entry in self.journal.items.items():
-            self.unacked[rid] = (CheckResult.model_validate(entry["result"]),
-                                 entry["scheduler"])
+            result = CheckResult.model_validate(entry["result"])
+            result.poller = self.name
+            self.unacked[rid] = (result, entry["scheduler"], result.model_dump_json())
+            self.unsent[rid] = None
         if pending:
             log.info("poller %s: %d unacknowledged results from before the restart", self.name,
                      pending)
@@ -170,21 +186,29 @@ class PollerDaemon(Daemon):
             for job in reply.jobs:
                 self.running += 1
                 self.tasks.spawn(self._run(job, scheduler.name), f"check-{job.job_id[:8]}")
+            if reply.jobs and len(reply.jobs) < request.max_jobs // 2:
+                await asyncio.sleep(PULL_GATHER)
 
     async def _run(self, job: CheckJob, scheduler: str) -> None:
         try:
-            result = await self.executor.run(job)
+            result, raw = await self.executor.run_with_json(job)
         finally:
             self.running -= 1
             self.capacity_freed.set()
-        result.poller = self.name
-        self.unacked[result.result_id] = (result, scheduler)
-        self.journal.put(result.result_id, {"result": result.model_dump(mode="json"),
-                                            "scheduler": scheduler})
+        if self.journal.closed:
+            return  # finished while the poller stopped: its scheduler re-queues it
+        if raw is None or result.poller != self.name:
+            result.poller = self.name
+            raw = result.model_dump_json().encode()
+        text = raw.decode()
+        rid = result.result_id
+        self.unacked[rid] = (result, scheduler, text)
+        self.unsent[rid] = None
+        self.journal.put(rid, RawJSON(f'{{"result":{text},"scheduler":{json.dumps(scheduler)}}}'))
         self.unsynced.append(result.result_id)
         self.metrics.inc("checks_run_total", help_text="Checks run.",
                          state=str(result.return_code))
-        if len(self.unacked) >= RETURN_BATCH:
+        if len(self.unsent) >= RETURN_BATCH:
             self.returned.set()
 
     # --- returning ----------------------------------------------------------------------------
@@ -196,9 +220,9 @@ class PollerDaemon(Daemon):
                 await asyncio.wait_for(self.returned.wait(), timeout=delay)
             self.returned.clear()
             await self._sync_journal()
-            ok = await self._return_once()
-            await self._sync_journal()
-            delay = 0.05 if ok else min(max(delay * 2, 0.2), 2.0)
+            self.return_failed = False
+            self._launch_returns()
+            delay = min(max(delay * 2, 0.2), 2.0) if self.return_failed else 0.05
 
     async def _sync_journal(self) -> None:
         synced, self.unsynced = self.unsynced, []
@@ -209,35 +233,90 @@ class PollerDaemon(Daemon):
             log.debug("results durable: %s", " ".join(synced))
 
     async def _return_once(self) -> bool:
-        """Send unacknowledged results to their schedulers; True if nothing failed."""
-        if not self.unacked:
-            return True
-        by_scheduler: dict[str, list[CheckResult]] = {}
-        owners = self.topology.host_owner
-        for result, scheduler in list(self.unacked.values()):
-            # Send to whoever owns the host now (a spare took the part, or it came back).
-            target = owners.get(result.host, scheduler)
-            by_scheduler.setdefault(target, []).append(result)
-        refs = {s.name: s for s in self.topology.schedulers}
-        outcomes = await asyncio.gather(*(
-            self._send(refs[name], results[:RETURN_BATCH])
-            for name, results in by_scheduler.items() if name in refs))
-        return all(outcomes)
+        """Send every unacknowledged result and wait for the answers; True if nothing
+        failed (the last round when the poller stops)."""
+        await self._sync_journal()
+        self.return_failed = False
+        self._launch_returns()
+        pending = [t for sends in self.sends.values() for t in sends]
+        if pending:
+            await asyncio.wait(pending)
+        return not self.return_failed
 
-    async def _send(self, scheduler: DaemonRef, results: list[CheckResult]) -> bool:
+    def _launch_returns(self) -> None:
+        """Send the unacknowledged results not already on their way, oldest first, in
+        batches, up to RETURN_IN_FLIGHT requests per scheduler. Looks at no more results
+        than there is room for: when the schedulers are busy, thousands may wait."""
+        if not self.unsent:
+            return
+        refs = {s.name: s for s in self.topology.schedulers}
+        room = {name: (RETURN_IN_FLIGHT - len(self.sends.get(name, ()))) * RETURN_BATCH
+                for name in refs}
+        left = sum(r for r in room.values() if r > 0)
+        if left <= 0:
+            return
+        by_scheduler: dict[str, list[tuple[str, str]]] = {}
+        owners = self.topology.host_owner
+        unacked = self.unacked
+        gone: list[str] = []
+        for rid in self.unsent:
+            entry = unacked.get(rid)
+            if entry is None:
+                gone.append(rid)
+                continue
+            # Send to whoever owns the host now (a spare took the part, or it came back).
+            result, scheduler, text = entry
+            target = owners.get(result.host, scheduler)
+            if room.get(target, 0) <= 0:
+                continue
+            room[target] -= 1
+            by_scheduler.setdefault(target, []).append((rid, text))
+            gone.append(rid)
+            left -= 1
+            if not left:
+                break
+        for rid in gone:
+            del self.unsent[rid]
+        for name, results in by_scheduler.items():
+            sends = self.sends.setdefault(name, set())
+            for start in range(0, len(results), RETURN_BATCH):
+                task = self.tasks.spawn(self._send(refs[name], results[start:start + RETURN_BATCH]),
+                                        f"return-{name}")
+                sends.add(task)
+                task.add_done_callback(sends.discard)
+
+    async def _send(self, scheduler: DaemonRef, results: list[tuple[str, str]]) -> bool:
+        """Send (result id, result JSON) pairs as one ResultBatch, assembled from the JSON
+        the results already have."""
+        body = (f'{{"schema_version":{SCHEMA_VERSION},"poller":{json.dumps(self.name)},'
+                f'"results":[{",".join(text for _, text in results)}]}}').encode()
         try:
-            ack = await self.client.call(scheduler, "POST", "/checks/results",
-                                         ResultBatch(poller=self.name, results=results),
+            ack = await self.client.call(scheduler, "POST", "/checks/results", body,
                                          ResultAck, float(self.link.data_timeout))
         except PeerError as exc:
             log.debug("poller %s: returning results to %s failed: %s", self.name,
                       scheduler.name, exc)
+            self.return_failed = True
             return False
+        finally:
+            self._unsend(results)
         for rid in ack.acked:
-            self.unacked.pop(rid, None)
-            self.journal.done(rid)
+            if self.unacked.pop(rid, None) is not None:
+                self.unsent.pop(rid, None)
+                self.journal.done(rid)
         for rid, owner in ack.rerouted.items():
             entry = self.unacked.get(rid)
             if entry is not None:
-                self.unacked[rid] = (entry[0], owner)
+                self.unacked[rid] = (entry[0], owner, entry[2])
+        if ack.retry:
+            self.return_failed = True
+        elif len(self.unsent) >= RETURN_BATCH // 4:
+            self.returned.set()  # a slot is free and results are waiting for one
         return not ack.retry
+
+    def _unsend(self, results: list[tuple[str, str]]) -> None:
+        """A request ended: what it carried is to be sent again unless acknowledged."""
+        unacked, unsent = self.unacked, self.unsent
+        for rid, _ in results:
+            if rid in unacked:
+                unsent[rid] = None

@@ -1,8 +1,10 @@
-"""The poller's check executor: plugins in worker processes, native checks on this loop.
+"""The poller's check executor: plugins and native checks in worker processes.
 
-At most `workers × per_worker` checks run at once. A plugin job goes to the least busy worker
-(shinha.poller.workers) as a frame on its socketpair; native checks (tcp, http) run here, in
-tasks the executor owns. A worker that dies is replaced; the plugins it was running are killed
+At most `workers × per_worker` plugins and `workers × native_per_worker` native checks (tcp,
+http) run at once. A job goes to the worker with the fewest jobs of its kind
+(shinha.poller.workers) as a frame on its socketpair. Native checks cost no process, only
+sockets, hence their larger limit; they run in the workers so that their sockets' CPU (connect,
+close) spreads over the cores. A worker that dies is replaced; the plugins it was running are killed
 (their process groups) and their jobs end with an UNKNOWN "(worker died)" result. They are not
 re-run: the job may be what killed the worker, and the scheduler decides about retries.
 """
@@ -23,16 +25,16 @@ import time
 from dataclasses import dataclass
 from typing import cast
 
-import aiohttp
 from pydantic import ValidationError
 
 from shinha.errors import DaemonError, ExecutorClosed
 from shinha.poller import workers as protocol
-from shinha.poller.native import run_native
 from shinha.poller.plugin import UNKNOWN, make_result
 from shinha.wire import CheckJob, CheckResult
 
 log = logging.getLogger(__name__)
+#: Native checks one worker runs at once, by default.
+NATIVE_PER_WORKER = 256
 #: Seconds a new worker has to import and say it is ready.
 WORKER_START_TIMEOUT = 30.0
 #: A worker that dies sooner than this after starting is replaced only after a back-off.
@@ -45,7 +47,9 @@ class _Pending:
     """A job sent to a worker: who waits for it, and its plugin's process group once known."""
 
     job: CheckJob
-    future: asyncio.Future[CheckResult]
+    #: The result, with its JSON as the worker sent it (None for one made here).
+    future: asyncio.Future[tuple[CheckResult, bytes | None]]
+    native: bool
     pgid: int | None = None
 
 
@@ -59,6 +63,8 @@ class _WorkerLink(asyncio.Protocol):
         self.process = process
         self.started_at = time.monotonic()
         self.inflight: dict[int, _Pending] = {}
+        #: How many of `inflight` are native checks.
+        self.natives = 0
         self.ready: asyncio.Future[None] = asyncio.get_running_loop().create_future()
         self.alive = False
         self.transport: asyncio.Transport | None = None
@@ -68,9 +74,12 @@ class _WorkerLink(asyncio.Protocol):
         # uvloop's transports implement asyncio.Transport without subclassing it.
         self.transport = cast(asyncio.Transport, transport)
 
-    def send(self, seq: int, job: CheckJob) -> asyncio.Future[CheckResult]:
-        future: asyncio.Future[CheckResult] = asyncio.get_running_loop().create_future()
-        self.inflight[seq] = _Pending(job, future)
+    def send(self, seq: int, job: CheckJob) -> asyncio.Future[tuple[CheckResult, bytes | None]]:
+        future: asyncio.Future[tuple[CheckResult, bytes | None]] = (
+            asyncio.get_running_loop().create_future())
+        native = job.module_type != "fork"
+        self.inflight[seq] = _Pending(job, future, native)
+        self.natives += native
         assert self.transport is not None
         frame = protocol.encode_frame(protocol.JOB, seq, job.model_dump_json().encode())
         self.transport.write(frame)
@@ -98,23 +107,24 @@ class _WorkerLink(asyncio.Protocol):
         pending = self.inflight.pop(seq, None)
         if pending is None:
             return
+        self.natives -= pending.native
         result = self._result(pending.job, kind, payload)
         if not pending.future.done():
             pending.future.set_result(result)
-        self.executor._slot_freed()
+        self.executor._slot_freed(pending.native)
 
     @staticmethod
-    def _result(job: CheckJob, kind: int, payload: bytes) -> CheckResult:
+    def _result(job: CheckJob, kind: int, payload: bytes) -> tuple[CheckResult, bytes | None]:
         """Return the result a RESULT frame holds, or an UNKNOWN one saying what went wrong."""
         if kind == protocol.RESULT:
             try:
-                return CheckResult.model_validate_json(payload)
+                return CheckResult.model_validate_json(payload), payload
             except ValidationError as exc:  # a worker of another version, or a bug
                 reason = f"bad result: {exc}"
         else:
             reason = payload.decode("utf-8", "replace")
         return make_result(job, time.time(), UNKNOWN,
-                           f"(poller worker could not run the check: {reason[:500]})")
+                           f"(poller worker could not run the check: {reason[:500]})"), None
 
     def connection_lost(self, exc: Exception | None) -> None:
         self.executor._worker_lost(self)
@@ -135,20 +145,24 @@ class _WorkerLink(asyncio.Protocol):
 
 
 class Executor:
-    """Run check jobs: plugins in worker processes, native checks in-process."""
+    """Run check jobs in worker processes: plugins and native checks."""
 
-    def __init__(self, workers: int, per_worker: int, max_output: int) -> None:
-        if workers < 1 or per_worker < 1 or max_output < 1:
-            raise ValueError("workers, per_worker and max_output must be at least 1")
+    def __init__(self, workers: int, per_worker: int, max_output: int,
+                 native_per_worker: int = NATIVE_PER_WORKER, poller: str = "") -> None:
+        if workers < 1 or per_worker < 1 or max_output < 1 or native_per_worker < 1:
+            raise ValueError("workers, per_worker, native_per_worker and max_output must be "
+                             "at least 1")
         self.workers = workers
         self.per_worker = per_worker
+        self.native_per_worker = native_per_worker
         self.max_output = max_output
+        self.poller = poller
         self._links: list[_WorkerLink] = []
         self._seq = itertools.count(1)
-        self._native: set[asyncio.Task[CheckResult]] = set()
-        self._waiters: collections.deque[asyncio.Future[None]] = collections.deque()
+        #: Jobs waiting for a slot, plugins [False] and native checks [True].
+        self._waiters: tuple[collections.deque[asyncio.Future[None]], ...] = (
+            collections.deque(), collections.deque())
         self._replacing: set[asyncio.Task[None]] = set()
-        self._session: aiohttp.ClientSession | None = None
         self._started = False
         self._closing = False
         #: Workers started in all, replacements included (for status and tests).
@@ -159,24 +173,25 @@ class Executor:
         if self._started:
             return
         self._started = True
-        self._session = aiohttp.ClientSession(
-            # A fresh connection per check: keep-alive would hide the connect time we measure.
-            connector=aiohttp.TCPConnector(force_close=True, limit=0),
-            timeout=aiohttp.ClientTimeout(total=None))
         outcomes = await asyncio.gather(*(self._start_worker(i) for i in range(self.workers)),
                                         return_exceptions=True)
         errors = [o for o in outcomes if isinstance(o, BaseException)]
         if errors:
             await self.stop(1.0)
             raise errors[0]
-        self._slot_freed(self._limit())
+        self._slot_freed(False, self._limit(False))
+        self._slot_freed(True, self._limit(True))
 
     @property
     def capacity(self) -> int:
-        """Return how many more jobs can start now."""
+        """Return how many more jobs (plugins and native checks) can start now."""
+        return self.free(native=False) + self.free(native=True)
+
+    def free(self, native: bool) -> int:
+        """Return how many more plugins (or native checks) can start now."""
         if not self._started or self._closing:
             return 0
-        return max(0, self._limit() - self._running())
+        return max(0, self._limit(native) - self._running(native))
 
     @property
     def worker_pids(self) -> list[int]:
@@ -189,32 +204,29 @@ class Executor:
         Never raises for what a plugin or a checked service does; raises ExecutorClosed if
         the executor is stopped (or stops) before the job has a result.
         """
-        await self._acquire()
-        if job.module_type == "fork":
-            link = min((lk for lk in self._links if lk.alive), key=lambda lk: len(lk.inflight))
-            future = link.send(next(self._seq) & 0xFFFFFFFF, job)
-            return await future
-        assert self._session is not None
-        task = asyncio.get_running_loop().create_task(run_native(job, self._session),
-                                                      name=f"native-{job.job_id[:12]}")
-        self._native.add(task)
-        task.add_done_callback(self._native_done)
-        try:
-            return await task
-        except asyncio.CancelledError:
-            current = asyncio.current_task()
-            if self._closing and (current is None or not current.cancelling()):
-                raise ExecutorClosed("the poller is stopping: check not run") from None
-            raise
+        return (await self.run_with_json(job))[0]
+
+    async def run_with_json(self, job: CheckJob) -> tuple[CheckResult, bytes | None]:
+        """Like `run`, with the result's JSON as the worker sent it (None when the result
+        was made here: a worker that died, a bad frame)."""
+        native = job.module_type != "fork"
+        await self._acquire(native)
+        links = [lk for lk in self._links if lk.alive]
+        if native:
+            link = min(links, key=lambda lk: lk.natives)
+        else:
+            link = min(links, key=lambda lk: len(lk.inflight) - lk.natives)
+        return await link.send(next(self._seq) & 0xFFFFFFFF, job)
 
     async def stop(self, deadline: float) -> None:
         """Stop the workers within deadline seconds; kill the plugins still running."""
         self._closing = True
-        while self._waiters:
-            waiter = self._waiters.popleft()
-            if not waiter.done():
-                waiter.set_exception(ExecutorClosed("the poller is stopping"))
-        for task in [*self._replacing, *self._native]:
+        for waiters in self._waiters:
+            while waiters:
+                waiter = waiters.popleft()
+                if not waiter.done():
+                    waiter.set_exception(ExecutorClosed("the poller is stopping"))
+        for task in self._replacing:
             task.cancel()
         links = list(self._links)
         for link in links:
@@ -234,56 +246,54 @@ class Executor:
                 await asyncio.wait(late, timeout=2.0)
         for link in links:
             self._fail_inflight(link, ExecutorClosed("the poller is stopping: check not done"))
-        leftovers = [*self._replacing, *self._native]
-        if leftovers:
-            await asyncio.wait(leftovers, timeout=1.0)
-        if self._session is not None:
-            await self._session.close()
+        if self._replacing:
+            await asyncio.wait(list(self._replacing), timeout=1.0)
 
     # --- slots -----------------------------------------------------------------------------
 
-    def _limit(self) -> int:
-        return self.per_worker * sum(1 for link in self._links if link.alive)
+    def _limit(self, native: bool) -> int:
+        per = self.native_per_worker if native else self.per_worker
+        return per * sum(1 for link in self._links if link.alive)
 
-    def _running(self) -> int:
-        return len(self._native) + sum(len(link.inflight) for link in self._links if link.alive)
+    def _running(self, native: bool) -> int:
+        if native:
+            return sum(link.natives for link in self._links if link.alive)
+        return sum(len(link.inflight) - link.natives for link in self._links if link.alive)
 
-    async def _acquire(self) -> None:
-        """Wait until a job may start; first come, first served."""
+    async def _acquire(self, native: bool) -> None:
+        """Wait until a job of its kind may start; first come, first served."""
         if not self._started or self._closing:
             raise ExecutorClosed("the executor is not running")
-        # Every fork job counts against a live worker, so room under the limit means some
-        # live worker has a free slot.
+        # Every job counts against a live worker, so room under the limit means some live
+        # worker has a free slot of that kind.
+        waiters = self._waiters[native]
         first = True
-        while self._waiters or self._running() >= self._limit():
+        while waiters or self._running(native) >= self._limit(native):
             waiter = asyncio.get_running_loop().create_future()
             if first:
-                self._waiters.append(waiter)
+                waiters.append(waiter)
             else:
-                self._waiters.appendleft(waiter)  # woken but beaten to it: keep its place
+                waiters.appendleft(waiter)  # woken but beaten to it: keep its place
             first = False
             try:
                 await waiter
             except asyncio.CancelledError:
-                if waiter in self._waiters:
-                    self._waiters.remove(waiter)
+                if waiter in waiters:
+                    waiters.remove(waiter)
                 elif waiter.done() and not waiter.cancelled():
-                    self._slot_freed()  # pass the wake-up on
+                    self._slot_freed(native)  # pass the wake-up on
                 raise
-            if self._running() < self._limit():
+            if self._running(native) < self._limit(native):
                 return
 
-    def _slot_freed(self, count: int = 1) -> None:
+    def _slot_freed(self, native: bool, count: int = 1) -> None:
+        waiters = self._waiters[native]
         for _ in range(count):
-            while self._waiters:
-                waiter = self._waiters.popleft()
+            while waiters:
+                waiter = waiters.popleft()
                 if not waiter.done():
                     waiter.set_result(None)
                     break
-
-    def _native_done(self, task: asyncio.Task[CheckResult]) -> None:
-        self._native.discard(task)
-        self._slot_freed()
 
     # --- workers ---------------------------------------------------------------------------
 
@@ -295,6 +305,7 @@ class Executor:
             process = await asyncio.create_subprocess_exec(
                 sys.executable, "-m", "shinha.poller.workers", "--fd", str(theirs.fileno()),
                 "--per-worker", str(self.per_worker), "--max-output", str(self.max_output),
+                "--poller", self.poller,
                 stdin=subprocess.DEVNULL, pass_fds=(theirs.fileno(),),
                 # Its own session: a terminal's Ctrl-C is for the main process, which stops it.
                 start_new_session=True)
@@ -341,14 +352,15 @@ class Executor:
         """End every job of link: with error, or with an UNKNOWN "(worker died)" result."""
         pending = list(link.inflight.values())
         link.inflight.clear()
+        link.natives = 0
         for item in pending:
             if item.future.done():
                 continue
             if error is not None:
                 item.future.set_exception(error)
             else:
-                item.future.set_result(make_result(item.job, time.time(), UNKNOWN,
-                                                   "(worker died)"))
+                item.future.set_result((make_result(item.job, time.time(), UNKNOWN,
+                                                    "(worker died)"), None))
 
     async def _replace(self, dead: _WorkerLink) -> None:
         """Reap a dead worker and start its replacement, backing off if workers die young."""
@@ -366,5 +378,6 @@ class Executor:
                 log.error("%s; retrying in %.0f s", exc, delay)
                 continue
             log.warning("poller worker %d replaced (pid %d)", dead.index, link.process.pid)
-            self._slot_freed(self.per_worker)
+            self._slot_freed(False, self.per_worker)
+            self._slot_freed(True, self.native_per_worker)
             return

@@ -21,10 +21,10 @@ import signal
 import subprocess
 import threading
 import time
-import uuid
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
+from shinha.ids import new_id
 from shinha.poller.perfdata import parse_output
 from shinha.wire import CheckJob, CheckResult, PerfDatum
 
@@ -171,7 +171,7 @@ def make_result(job: CheckJob, started: float, return_code: int, output: str,
                 timed_out: bool = False) -> CheckResult:
     """Build a CheckResult for job that started at wall time `started` and ends now."""
     return CheckResult(
-        result_id=uuid.uuid4().hex, job_id=job.job_id, host=job.host, service=job.service,
+        result_id=new_id(), job_id=job.job_id, host=job.host, service=job.service,
         return_code=return_code, output=output, long_output=long_output,
         perfdata=perfdata or [], started=started, finished=time.time(),
         latency=started - job.due, timed_out=timed_out)

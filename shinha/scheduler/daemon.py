@@ -16,6 +16,7 @@ from shinha.config.timeperiod import Timeperiod
 from shinha.daemon.base import Daemon, DaemonContext
 from shinha.errors import PeerError
 from shinha.http.server import check_secret, json_response, read_model
+from shinha.ids import new_id
 from shinha.scheduler.commands import apply_command
 from shinha.scheduler.items import (
     CheckItem,
@@ -28,12 +29,11 @@ from shinha.scheduler.items import (
 from shinha.scheduler.outbox import Outbox
 from shinha.scheduler.state import PENDING, host_state
 from shinha.wire import (
-    CheckJob,
+    SCHEMA_VERSION,
     CheckResult,
     DaemonRef,
     Dispatch,
     InboxAck,
-    PullReply,
     PullRequest,
     ResultAck,
     ResultBatch,
@@ -293,8 +293,8 @@ class SchedulerDaemon(Daemon):
                 self.timetable.schedule(item, now + wait)
             return
         item.scheduled_wall = wall - max(0.0, now - item.next_due)
-        job = item.job(item.scheduled_wall)
-        self.in_flight[job.job_id] = (item, 0.0)
+        item.job_id = new_id()
+        self.in_flight[item.job_id] = (item, 0.0)
         queue = self.ready.setdefault(item.poller, deque())
         queue.append(item)
         event = self.ready_events.get(item.poller)
@@ -372,13 +372,16 @@ class SchedulerDaemon(Daemon):
             with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(event.wait(), timeout=pull.wait)
             jobs = self._take_jobs(pull)
-        return json_response(PullReply(jobs=jobs))
+        # The PullReply, assembled from each job's JSON (see CheckItem.job_json).
+        body = f'{{"schema_version":{SCHEMA_VERSION},"jobs":[{",".join(jobs)}]}}'
+        return web.Response(body=body.encode(), content_type="application/json")
 
-    def _take_jobs(self, pull: PullRequest) -> list[CheckJob]:
+    def _take_jobs(self, pull: PullRequest) -> list[str]:
+        """The JSON of the jobs this pull takes."""
         # A spare poller also takes the checks of the dead pollers it stands in for.
         owners = [pull.poller, *(dead for dead, spare in self.topology.poller_standins.items()
                                  if spare == pull.poller)]
-        jobs: list[CheckJob] = []
+        jobs: list[str] = []
         for owner in owners:
             queue = self.ready.get(owner)
             if queue:
@@ -413,7 +416,7 @@ class SchedulerDaemon(Daemon):
         return out
 
     def _take_from(self, queue: deque[CheckItem], pull: PullRequest,
-                   jobs: list[CheckJob], spread: list[tuple[str, int]] | None = None) -> None:
+                   jobs: list[str], spread: list[tuple[str, int]] | None = None) -> None:
         now = self.clock.monotonic()
         skipped: list[CheckItem] = []
         while queue and len(jobs) < pull.max_jobs:
@@ -425,10 +428,7 @@ class SchedulerDaemon(Daemon):
                     != pull.poller):
                 skipped.append(item)
                 continue
-            job = CheckJob(job_id=item.job_id, host=item.key[0], service=item.key[1],
-                           command_line=item.command_line, module_type=item.module_type,
-                           timeout=item.timeout, timeout_state=item.timeout_state,
-                           due=item.scheduled_wall, poller_tag=item.poller_tag)
+            job = item.job_json()
             self.in_flight[item.job_id] = (item, now + item.timeout + ORPHAN_GRACE)
             self.metrics.inc("checks_handed_total", help_text="Checks given to pollers, by the "
                              "poller that took them and the poller that owns them.",

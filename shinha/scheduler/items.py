@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import hashlib
 import heapq
-import uuid
 from dataclasses import dataclass, field
 from datetime import datetime
 
@@ -41,6 +40,8 @@ class CheckItem:
     generation: int = 0
     job_id: str = ""
     scheduled_wall: float = 0.0
+    #: The CheckJob JSON of this item without job_id and due (made once: see job_json).
+    job_prefix: str = ""
 
     def interval(self) -> float:
         """Seconds until the next check: the retry interval while in a SOFT problem."""
@@ -48,12 +49,21 @@ class CheckItem:
             return self.retry_interval
         return self.check_interval
 
-    def job(self, due_wall: float) -> CheckJob:
-        self.job_id = uuid.uuid4().hex
-        return CheckJob(job_id=self.job_id, host=self.key[0], service=self.key[1],
-                        command_line=self.command_line, module_type=self.module_type,
-                        timeout=self.timeout, timeout_state=self.timeout_state,
-                        due=due_wall, poller_tag=self.poller_tag)
+    def job(self) -> CheckJob:
+        """The job of the current run (job_id, scheduled_wall)."""
+        return CheckJob.model_validate_json(self.job_json())
+
+    def job_json(self) -> str:
+        """The CheckJob of the current run as JSON. Only job_id and due change from run to
+        run, so the rest is serialized once: a scheduler hands out thousands a second."""
+        if not self.job_prefix:
+            static = CheckJob(job_id="", host=self.key[0], service=self.key[1],
+                              command_line=self.command_line, module_type=self.module_type,
+                              timeout=self.timeout, timeout_state=self.timeout_state, due=0.0,
+                              poller_tag=self.poller_tag)
+            self.job_prefix = static.model_dump_json(exclude={"job_id", "due"})[:-1]
+        return f'{self.job_prefix},"job_id":"{self.job_id}","due":{self.scheduled_wall!r}}}'
+
 
 
 def build_items(part: SchedulerPart) -> dict[Key, CheckItem]:

@@ -9,9 +9,9 @@ Host plugins' WARNING counts as UP and UNKNOWN as DOWN, as in Nagios 4.
 
 from __future__ import annotations
 
-import uuid
 from dataclasses import dataclass, field
 
+from shinha.ids import new_id
 from shinha.wire import Downtime, Event, PerfDatum, StateRow
 
 PENDING = 4
@@ -168,6 +168,8 @@ class CheckState:
 
     def expire_downtimes(self, now: float) -> list[Event]:
         """Drop downtimes whose end has passed."""
+        if not self.downtimes:
+            return []
         ended = [d for d in self.downtimes if d.end <= now]
         if not ended:
             return []
@@ -177,7 +179,7 @@ class CheckState:
                 for d in ended]
 
     def _event(self, kind: str, now: float, output: str, detail: str = "") -> Event:
-        return Event(event_id=uuid.uuid4().hex, time=now, host=self.host, service=self.service,
+        return Event(event_id=new_id(), time=now, host=self.host, service=self.service,
                      kind=kind,
                      state=self.state, state_type=self.state_type, attempt=self.attempt,
                      output=output, detail=detail)
