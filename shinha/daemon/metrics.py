@@ -14,6 +14,8 @@ class Metrics:
         self.prefix = prefix
         self._help: dict[str, tuple[str, str]] = {}
         self._values: dict[str, dict[Labels, float]] = defaultdict(dict)
+        #: Counter name (without prefix) -> its samples: `inc` runs per check.
+        self._counters: dict[str, dict[Labels, float]] = {}
 
     def _name(self, metric: str, kind: str, help_text: str) -> str:
         full = f"{self.prefix}_{metric}"
@@ -22,9 +24,12 @@ class Metrics:
 
     def inc(self, metric: str, amount: float = 1.0, help_text: str = "",
             **labels: str) -> None:
-        full = self._name(metric, "counter", help_text)
-        key = tuple(sorted(labels.items()))
-        self._values[full][key] = self._values[full].get(key, 0.0) + amount
+        values = self._counters.get(metric)
+        if values is None:
+            values = self._counters[metric] = self._values[self._name(metric, "counter",
+                                                                      help_text)]
+        key = tuple(sorted(labels.items())) if len(labels) > 1 else tuple(labels.items())
+        values[key] = values.get(key, 0.0) + amount
 
     def set(self, metric: str, value: float, help_text: str = "", **labels: str) -> None:
         full = self._name(metric, "gauge", help_text)

@@ -13,6 +13,7 @@ from typing import Any
 from shinha.config import load_config
 from shinha.daemon.base import Daemon, DaemonContext, state_root
 from shinha.errors import ShinhaError
+from shinha.gctune import tune_gc
 
 log = logging.getLogger("shinha")
 
@@ -57,6 +58,7 @@ def run_daemon(main_file: str, role: str, name: str, log_level: str = "INFO") ->
         return 2
     ctx = DaemonContext(config=config, link=link, state_root=state_root(config))
     daemon = daemon_class(role)(ctx)
+    tune_gc()
     import uvloop
 
     with asyncio.Runner(loop_factory=uvloop.new_event_loop) as runner:

@@ -34,6 +34,7 @@ import aiohttp
 import uvloop
 from pydantic import ValidationError
 
+from shinha.gctune import tune_gc
 from shinha.poller.native import run_native
 from shinha.poller.plugin import KILL_GRACE, run_plugin
 from shinha.wire import CheckJob
@@ -275,6 +276,7 @@ def main(argv: Sequence[str] | None = None) -> None:
     parser.add_argument("--poller", default="", help="the name results carry")
     args = parser.parse_args(argv)
     sock = socket.socket(fileno=args.fd)
+    tune_gc()
     # No signal handlers: the main process stops us by closing the socket, and we run in our
     # own session, so a terminal's Ctrl-C is not for us.
     Worker(sock, args.per_worker, args.max_output, args.poller).serve()
