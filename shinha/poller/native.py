@@ -1,4 +1,4 @@
-"""Checks that need no fork, run on the poller's own event loop: tcp connect and http(s) GET.
+"""Checks that need no fork, run on an event loop of a poller worker: tcp connect and http(s) GET.
 
 A native check's `command_line` is `key=value` words (shell quoting allowed):
 
