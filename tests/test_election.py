@@ -19,7 +19,8 @@ DS = "dataserver-a"
 
 
 def election_cluster(root: Path, tokens: dict[str, int], takeover: str = "master",
-                     tags: dict[str, str] | None = None, checks: int = 3) -> Cluster:
+                     tags: dict[str, str] | None = None, checks: int = 3,
+                     special: int = 1) -> Cluster:
     c = Cluster(root)
     c.add("arbiter", "arbiter-1")
     c.add("scheduler", "scheduler-1")
@@ -44,9 +45,12 @@ def election_cluster(root: Path, tokens: dict[str, int], takeover: str = "master
                            "  check_interval 1\n  retry_interval 1\n}\n")
     for name, poller_tags in (tags or {}).items():
         if "special" in poller_tags:
-            objects.append(f"define service {{\n  host_name h\n  service_description "
-                           f"{name}-special\n  check_command stamp\n  poller {name}\n"
-                           "  poller_tag special\n  check_interval 1\n}\n")
+            for n in range(special):
+                suffix = f"-{n}" if n else ""
+                objects.append(f"define service {{\n  host_name h\n  service_description "
+                               f"{name}-special{suffix}\n  check_command stamp\n"
+                               f"  poller {name}\n  poller_tag special\n"
+                               "  check_interval 1\n}\n")
     c.objects = "".join(objects)
     c.write()
     return c
@@ -155,6 +159,27 @@ def test_spread_takeover_shares_a_downed_pollers_checks(tmp_path: Path) -> None:
         c.kill("poller-1", signal.SIGKILL)
         c.wait(lambda: handed(c, "poller-5", "poller-1") > 0 and
                handed(c, "poller-7", "poller-1") > 0, 20, "both alive pollers covering")
+    finally:
+        c.stop_all()
+
+
+def test_spread_takeover_hashes_a_tagged_check_among_the_pollers_with_its_tag(
+        tmp_path: Path) -> None:
+    """poller-1's 12 checks tagged `special` go to poller-5, the only survivor with that tag;
+    hashed among all survivors, about half would land on poller-7 and never run."""
+    c = election_cluster(tmp_path / "spread-tags", {"poller-1": 1, "poller-5": 5, "poller-7": 7},
+                         takeover="spread", checks=2, special=12,
+                         tags={"poller-1": "None,special", "poller-5": "None,special"})
+    c.start_all()
+    special = {f"poller-1-special{'-' + str(n) if n else ''}" for n in range(12)}
+    try:
+        c.wait(lambda: special <= _results_by(c, "poller-1"), 30,
+               "poller-1 running its 12 special checks")
+        c.kill("poller-1", signal.SIGKILL)
+        c.wait(lambda: special <= _results_by(c, "poller-5"), 30,
+               "poller-5 running every special check of poller-1")
+        assert not special & _results_by(c, "poller-7")
+        assert handed(c, "poller-7", "poller-1") > 0  # the untagged ones are still shared
     finally:
         c.stop_all()
 

@@ -79,6 +79,8 @@ class SchedulerDaemon(Daemon):
         self.started_mono = ctx.clock.monotonic()
         #: Pollers whose checks others cover now (their in-flight checks were re-queued).
         self.covered: set[str] = set()
+        self._spread_cache: dict[tuple[tuple[tuple[str, int], ...], str],
+                                 list[tuple[str, int]]] = {}
         #: Latency (start minus due) of the last active results, for /status and the bench.
         self.latencies: deque[float] = deque(maxlen=LATENCY_WINDOW)
         self.results_total = 0
@@ -424,7 +426,8 @@ class SchedulerDaemon(Daemon):
             if item.job_id not in self.in_flight:
                 continue
             if item.poller_tag not in pull.tags or (
-                    spread and rendezvous(f"{item.key[0]}\0{item.key[1]}", spread)
+                    spread and rendezvous(f"{item.key[0]}\0{item.key[1]}",
+                                          self._spread_for_tag(spread, item.poller_tag))
                     != pull.poller):
                 skipped.append(item)
                 continue
@@ -437,6 +440,22 @@ class SchedulerDaemon(Daemon):
                 self.handed_to[item.job_id] = pull.instance
             jobs.append(job)
         queue.extendleft(reversed(skipped))
+
+    def _spread_for_tag(self, spread: list[tuple[str, int]], tag: str
+                        ) -> list[tuple[str, int]]:
+        """The pollers of a spread takeover that may run checks tagged `tag` (their
+        poller_tags, from the configuration every daemon shares): a check is hashed among
+        them only, else one hashed to a poller without its tag would not run at all."""
+        key = (tuple(spread), tag)
+        eligible = self._spread_cache.get(key)
+        if eligible is None:
+            pollers = self.config.daemons.get("poller", {})
+            eligible = [(name, weight) for name, weight in spread
+                        if tag in getattr(pollers.get(name), "poller_tags", ("None",))]
+            if len(self._spread_cache) > 1024:
+                self._spread_cache.clear()
+            self._spread_cache[key] = eligible
+        return eligible
 
     async def _results(self, request: web.Request) -> web.Response:
         check_secret(request, self.secret)
