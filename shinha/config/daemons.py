@@ -113,11 +113,8 @@ class Poller(DaemonLink):
     min_workers: int = Field(0, ge=0, description="Worker processes started at once; 0: one "
                              "per CPU.")
     max_workers: int = Field(0, ge=0, description="Most worker processes; 0: one per CPU.")
-    processes_by_worker: int = Field(64, ge=1, description="Plugins one worker runs at once "
-                                     "(native tcp/http checks have their own 256 per worker). "
-                                     "Shinken's default was 256; here a running plugin is a "
-                                     "thread, and 64 ran the most checks on 2 cores "
-                                     "(docs/performance.md).")
+    processes_by_worker: int = Field(256, ge=1, description="Plugins one worker runs at once "
+                                     "(native tcp/http checks have their own 256 per worker).")
     poller_tags: Names = Field(("None",), description="Tags of the "
                                "checks it runs; 'None' is the tag of untagged checks.")
     takeover: Literal["master", "spread"] = Field("master", description="Who runs the checks "
