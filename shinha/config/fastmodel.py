@@ -16,6 +16,7 @@ checks that both paths give equal models for every object type.
 from __future__ import annotations
 
 from collections.abc import Callable
+from collections.abc import Set as AbstractSet
 from typing import Annotated, Any, Generic, TypeVar
 
 from pydantic import TypeAdapter
@@ -79,13 +80,7 @@ class ModelFactory(Generic[M]):
         for name, factory in self._factories.items():
             if name not in fields:
                 data[name] = factory()
-        obj = self.model.__new__(self.model)
-        # What pydantic's own model_construct sets, in one step per attribute.
-        object.__setattr__(obj, "__dict__", data)
-        object.__setattr__(obj, "__pydantic_fields_set__", fields)
-        object.__setattr__(obj, "__pydantic_extra__", None)
-        object.__setattr__(obj, "__pydantic_private__", None)
-        return obj
+        return _instance(self.model, data, fields)
 
 
 def copy_model(obj: M, **changes: Any) -> M:
@@ -93,10 +88,14 @@ def copy_model(obj: M, **changes: Any) -> M:
     for the loader's hot loops."""
     data = obj.__dict__.copy()
     data.update(changes)
-    cls = type(obj)
-    new = cls.__new__(cls)
-    object.__setattr__(new, "__dict__", data)
-    object.__setattr__(new, "__pydantic_fields_set__", obj.__pydantic_fields_set__.union(changes))
-    object.__setattr__(new, "__pydantic_extra__", None)
-    object.__setattr__(new, "__pydantic_private__", None)
-    return new
+    return _instance(type(obj), data, obj.__pydantic_fields_set__.union(changes))
+
+
+def _instance(cls: type[M], data: dict[str, Any], fields: AbstractSet[str]) -> M:
+    """What pydantic's own model_construct sets, in one step per attribute."""
+    obj = cls.__new__(cls)
+    object.__setattr__(obj, "__dict__", data)
+    object.__setattr__(obj, "__pydantic_fields_set__", fields)
+    object.__setattr__(obj, "__pydantic_extra__", None)
+    object.__setattr__(obj, "__pydantic_private__", None)
+    return obj

@@ -20,8 +20,9 @@ class RawJSON(str):
     of results a second, which it has as JSON from its workers)."""
 
 
-def _item_json(item: Any) -> str:
-    return item if isinstance(item, RawJSON) else json.dumps(item)
+def _put_line(key: str, item: Any) -> str:
+    text = item if isinstance(item, RawJSON) else json.dumps(item)
+    return f'{{"put":{json.dumps(key)},"item":{text}}}\n'
 
 
 #: Compact once the file holds this many lines and four times more than pending items.
@@ -109,7 +110,7 @@ class Journal:
         if key in self.items:
             return False
         self.items[key] = item
-        line = f'{{"put":{json.dumps(key)},"item":{_item_json(item)}}}\n'
+        line = _put_line(key, item)
         self._fh.write(line)
         if self._tail is not None:
             self._tail.append(line)
@@ -145,7 +146,7 @@ class Journal:
 
 def _write_snapshot(fh: Any, items: list[tuple[str, Any]]) -> None:
     for key, item in items:
-        fh.write(f'{{"put":{json.dumps(key)},"item":{_item_json(item)}}}\n')
+        fh.write(_put_line(key, item))
     fh.flush()
     os.fsync(fh.fileno())
 
