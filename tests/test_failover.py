@@ -226,7 +226,14 @@ def test_dead_poller_without_a_spare_causes_no_dispatch_loop(tmp_path: Path) -> 
         c.wait(lambda: "no spare poller" in next(
             d["degraded"] for d in c.get("arbiter-master", "/cluster")["daemons"]
             if d["name"] == "poller-master"), 15, "poller-master marked degraded")
+        # the one dispatch round that tells the others poller-master is gone may still be
+        # under way: count from when every alive daemon holds the new topology
+        c.wait(lambda: all(d["in_sync"] for d in c.get("arbiter-master", "/cluster")["daemons"]
+                           if d["role"] != "arbiter" and d["alive"]), 15, "the round done")
         count = _dispatches(c)
+        dead = next(d for d in c.get("arbiter-master", "/cluster")["daemons"]
+                    if d["name"] == "poller-master")
+        assert not dead["alive"] and not dead["in_sync"]
         mark = time.time()
         c.wait(lambda: min(d["last_contact"] or 0 for d in c.get(
             "arbiter-master", "/cluster")["daemons"]
@@ -239,7 +246,8 @@ def test_dead_poller_without_a_spare_causes_no_dispatch_loop(tmp_path: Path) -> 
 
 def wait_settled_nospare(c: Cluster) -> None:
     c.wait(lambda: leaders(c) == ["arbiter-master"] and all(
-        d["alive"] for d in c.get("arbiter-master", "/cluster")["daemons"]), 30,
+        d["alive"] and (d["in_sync"] or d["role"] == "arbiter")
+        for d in c.get("arbiter-master", "/cluster")["daemons"]), 30,
         "the cluster up")
 
 

@@ -466,6 +466,7 @@ class ArbiterDaemon(Daemon):
                 epoch=reply.epoch if reply else 0,
                 config_hash=reply.config_hash if reply else "", holds=holds,
                 degraded=self.assignment.degraded.get(name, ""),
+                in_sync=reply is not None and link.alive and not self._needs_dispatch(link),
                 election=(f"master {reply.election_master or 'nobody'} (term "
                           f"{reply.election_term})" + (f", down: {', '.join(reply.election_down)}"
                                                       if reply.election_down else ""))

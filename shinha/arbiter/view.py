@@ -24,6 +24,8 @@ class DaemonView(BaseModel):
     holds: str = Field("", description="The part (scheduler), the daemon a spare replaces, "
                        "or the arbiter's role.")
     degraded: str = Field("", description="Why this daemon's work is not done, if it is not.")
+    in_sync: bool = Field(False, description="It holds the epoch, configuration, topology "
+                          "and part the arbiter means it to (no dispatch pending).")
     election: str = Field("", description="Pollers, data-servers: the master its election "
                           "names, the term, who it sees down.")
 
