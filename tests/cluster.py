@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import json
 import os
+import random
 import signal
 import socket
 import ssl
@@ -25,10 +26,25 @@ PLUGINS = "/usr/lib/nagios/plugins"
 T = TypeVar("T")
 
 
+_HANDED: set[tuple[str, int]] = set()
+_PORTS = random.Random(os.getpid())
+
+
 def free_port(address: str = "127.0.0.1") -> int:
-    with socket.socket() as sock:
-        sock.bind((address, 0))
-        return int(sock.getsockname()[1])
+    """A port free on `address` now, never handed out before in this run, and below the
+    kernel's ephemeral range: a port from bind(0) may come back twice before the daemon that
+    got it binds it, or be taken meanwhile as the source port of some outgoing connection."""
+    while True:
+        port = _PORTS.randrange(20000, 32000)
+        if (address, port) in _HANDED:
+            continue
+        with socket.socket() as sock:
+            try:
+                sock.bind((address, port))
+            except OSError:
+                continue
+        _HANDED.add((address, port))
+        return port
 
 
 def wait_for(predicate: Callable[[], T], timeout: float, what: str,
