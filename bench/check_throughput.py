@@ -45,27 +45,30 @@ from __future__ import annotations
 
 import argparse
 import contextlib
-import json
 import math
 import os
-import shutil
 import signal
 import subprocess
 import sys
-import tempfile
 import time
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from types import FrameType
 from typing import Any
 
-BENCH_DIR = Path(__file__).resolve().parent
-REPO_DIR = BENCH_DIR.parent
-RESULTS_FILE = BENCH_DIR / "out" / "check_throughput.jsonl"
-sys.path.insert(0, str(REPO_DIR))
+from _common import (
+    CLK_TCK,
+    append_result,
+    compile_shinha,
+    interrupt_on,
+    nagios_command,
+    proc_times,
+    quantile,
+    rounded,
+    scratch_dir,
+)
 
-from tests.cluster import Cluster, wait_for  # noqa: E402
+from tests.cluster import Cluster, wait_for
 
 TARGET_A_RATE = 1_000.0
 TARGET_A_P99 = 1.0
@@ -93,7 +96,6 @@ BACKGROUND_SAMPLE = 2.0
 SAMPLE_EVERY = 0.5
 #: Longest wait for a cluster to take its configuration and run every check once.
 READY_TIMEOUT = 120.0
-CLK_TCK = os.sysconf("SC_CLK_TCK")
 CPUS = os.cpu_count() or 1
 
 SCHEDULER, POLLER, DATASERVER, ARBITER = "scheduler-1", "poller-1", "dataserver-1", "arbiter-1"
@@ -115,27 +117,6 @@ while True:
 
 
 # -- CPU from /proc ----------------------------------------------------------------------------
-
-
-@dataclass(frozen=True, slots=True)
-class ProcTimes:
-    """CPU seconds of one process: its own, and its reaped children's; its parent."""
-
-    own: float
-    children: float
-    ppid: int
-
-
-def proc_times(pid: int) -> ProcTimes | None:
-    """Read /proc/PID/stat; None if the process is gone."""
-    try:
-        text = Path(f"/proc/{pid}/stat").read_text()
-    except OSError:
-        return None
-    fields = text[text.rindex(")") + 2:].split()  # fields[0] is field 3 (state)
-    utime, stime, cutime, cstime = (int(x) for x in fields[11:15])
-    return ProcTimes(own=(utime + stime) / CLK_TCK, children=(cutime + cstime) / CLK_TCK,
-                     ppid=int(fields[1]))
 
 
 def child_pids(parent: int) -> list[int]:
@@ -256,16 +237,12 @@ class Measured:
                 "interval": self.interval, "services": self.services,
                 "settings": self.settings, "offered": round(self.offered, 1),
                 "seconds": round(self.seconds, 2), "checks": self.checks,
-                "rate": round(self.rate, 1), "run_rate": _r(self.run_rate, 1),
-                "cycle_s": _r(self.cycle),
-                "cpu_ms_per_check": _r(self.cpu_ms_per_check),
+                "rate": round(self.rate, 1), "run_rate": rounded(self.run_rate, 1),
+                "cycle_s": rounded(self.cycle),
+                "cpu_ms_per_check": rounded(self.cpu_ms_per_check),
                 "latency_p50": self.p50, "latency_p99": self.p99,
                 "latency_p99_worst": self.p99_worst, "latency_max": self.latency_max,
                 "cpu_cores": self.cpu, "queues": self.queues}
-
-
-def _r(x: float | None, digits: int = 3) -> float | None:
-    return None if x is None else round(x, digits)
 
 
 def _s(x: float | None) -> str:
@@ -512,14 +489,6 @@ def tcp_listener() -> Iterator[tuple[int, int]]:
 # -- nagios4 -----------------------------------------------------------------------------------
 
 
-def nagios_command() -> str | None:
-    """Path of nagios4, or None when it is not installed."""
-    found = shutil.which("nagios4")
-    if found:
-        return found
-    return "/usr/sbin/nagios4" if os.access("/usr/sbin/nagios4", os.X_OK) else None
-
-
 def write_nagios(root: Path, services: int, per_host: int, interval: int) -> Path:
     """A tree nagios4 runs as root: the same hosts and /bin/true services as scenario (a)."""
     var = root / "var"
@@ -635,28 +604,18 @@ def run_nagios(binary: str, root: Path, load: str, services: int, per_host: int,
             parts = row.split("\t")
             if len(parts) >= 2 and parts[0].isdigit() and w0 <= int(parts[0]) < w1:
                 latencies.append(float(parts[1]))
-    latencies.sort()
     n = len(latencies)
     return Measured(tool="nagios4", scenario="a", load=load, interval=interval,
                     services=services, settings=None, seconds=float(w1 - w0), checks=n,
                     rate=n / (w1 - w0), run_rate=None,
-                    p50=round(latencies[n // 2], 4) if n else None,
-                    p99=round(latencies[min(n - 1, int(n * 0.99))], 4) if n else None,
-                    p99_worst=None, latency_max=round(latencies[-1], 4) if n else None,
+                    p50=round(quantile(latencies, 0.5), 4) if n else None,
+                    p99=round(quantile(latencies, 0.99), 4) if n else None,
+                    p99_worst=None, latency_max=round(max(latencies), 4) if n else None,
                     cpu=cores(cpu0, cpu1, t1 - t0),
                     queues={"check_workers": float(len(workers))})
 
 
 # -- the bench ---------------------------------------------------------------------------------
-
-
-def _git(*args: str) -> str | None:
-    try:
-        done = subprocess.run(["git", *args], cwd=REPO_DIR, capture_output=True, text=True,
-                              check=False)
-    except OSError:
-        return None
-    return done.stdout.strip() if done.returncode == 0 else None
 
 
 def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
@@ -689,25 +648,15 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
     return args
 
 
-def _raise_interrupt(signum: int, frame: FrameType | None) -> None:
-    raise KeyboardInterrupt(f"signal {signum}")
-
-
 def main(argv: Sequence[str] | None = None) -> int:
     args = parse_args(argv)
-    # SIGTERM stops the bench as Ctrl-C does: every `finally` stops what it started.
-    signal.signal(signal.SIGTERM, _raise_interrupt)
-    root = Path(tempfile.mkdtemp(prefix="shinha-bench-throughput-"))
-    try:
-        return bench(args, root)
-    except KeyboardInterrupt:
-        print("\ninterrupted: what the bench started is stopped", file=sys.stderr)
-        return 130
-    finally:
-        if args.keep:
-            print(f"trees and logs kept in {root}", file=sys.stderr)
-        else:
-            shutil.rmtree(root, ignore_errors=True)
+    interrupt_on(signal.SIGTERM)
+    with scratch_dir("shinha-bench-throughput-", "trees and logs", keep=args.keep) as root:
+        try:
+            return bench(args, root)
+        except KeyboardInterrupt:
+            print("\ninterrupted: what the bench started is stopped", file=sys.stderr)
+            return 130
 
 
 def bench(args: argparse.Namespace, root: Path) -> int:
@@ -716,9 +665,7 @@ def bench(args: argparse.Namespace, root: Path) -> int:
     time.sleep(BACKGROUND_SAMPLE)
     busy1, total1 = machine_busy()
     background = round((busy1 - busy0) / (total1 - total0) * CPUS, 3)
-    # Daemons started with PYTHONDONTWRITEBYTECODE=1 would compile shinha at every start.
-    subprocess.run([sys.executable, "-m", "compileall", "-q", str(REPO_DIR / "shinha")],
-                   check=False)
+    compile_shinha()
     services, per_host = args.services, args.services_per_host
     hosts = math.ceil(services / per_host)
     scenarios = ("a", "b") if args.scenario == "both" else (args.scenario,)
@@ -934,15 +881,8 @@ def report(args: argparse.Namespace, runs: list[Measured], sweep: dict[str, floa
         "errors": errors,
         "runs": [m.record() for m in runs],
         "seconds": round(seconds, 1),
-        "commit": _git("rev-parse", "--short", "HEAD") or None,
-        "dirty": bool(_git("status", "--porcelain", "--", "shinha")),
-        "time": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
     }
-    line = json.dumps(record)
-    RESULTS_FILE.parent.mkdir(parents=True, exist_ok=True)
-    with RESULTS_FILE.open("a", encoding="utf-8") as fh:
-        fh.write(line + "\n")
-    print(line)
+    append_result(record)
     return 1 if errors else 0
 
 

@@ -31,9 +31,14 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-BENCH_DIR = Path(__file__).resolve().parent
-REPO_DIR = BENCH_DIR.parent
-RESULTS_FILE = BENCH_DIR / "out" / "config_load.jsonl"
+from _common import (
+    REPO_DIR,
+    append_result,
+    compile_shinha,
+    nagios_command,
+    rounded,
+    scratch_dir,
+)
 
 TARGET_SECONDS = 1.3
 TARGET_RSS_MIB = 400.0
@@ -318,14 +323,6 @@ def shinha_command() -> list[str]:
     return [found] if found else [sys.executable, "-m", "shinha"]
 
 
-def nagios_command() -> str | None:
-    """Path of nagios4, or None when it is not installed."""
-    found = shutil.which("nagios4")
-    if found:
-        return found
-    return "/usr/sbin/nagios4" if os.access("/usr/sbin/nagios4", os.X_OK) else None
-
-
 def measure(tool: str, argv: Sequence[str], cwd: Path, repeat: int) -> Measure:
     result = Measure(tool)
     for n in range(repeat):
@@ -348,26 +345,6 @@ def nagios_summary(text: str) -> dict[str, int]:
     for number, kind in _NAGIOS_CHECKED.findall(text):
         out[kind] = int(number)
     return out
-
-
-def _git(*args: str) -> str | None:
-    try:
-        done = subprocess.run(["git", *args], cwd=REPO_DIR, capture_output=True, text=True,
-                              check=False)
-    except OSError:
-        return None
-    return done.stdout.strip() if done.returncode == 0 else None
-
-
-def git_commit() -> str | None:
-    """`git rev-parse --short HEAD`, or None outside a git checkout."""
-    return _git("rev-parse", "--short", "HEAD") or None
-
-
-def git_dirty() -> bool | None:
-    """Whether shinha/ has uncommitted changes (then the numbers are not the commit's)."""
-    status = _git("status", "--porcelain", "--", "shinha")
-    return None if status is None else bool(status)
 
 
 def _diag_line(d: dict[str, Any]) -> str:
@@ -397,14 +374,8 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
 
 def main(argv: Sequence[str] | None = None) -> int:
     args = parse_args(argv)
-    root = args.out.resolve() if args.out else Path(tempfile.mkdtemp(prefix="shinha-bench-"))
-    try:
+    with scratch_dir("shinha-bench-", "tree", args.out, args.keep) as root:
         return bench(args, root)
-    finally:
-        if args.out is None and not args.keep:
-            shutil.rmtree(root, ignore_errors=True)
-        else:
-            print(f"tree kept in {root}", file=sys.stderr)
 
 
 def bench(args: argparse.Namespace, root: Path) -> int:
@@ -413,10 +384,7 @@ def bench(args: argparse.Namespace, root: Path) -> int:
           f"{tree.services} services, {tree.hostgroups} hostgroups, {tree.object_files} "
           f"object files in {tree.seconds:.2f} s under {root}", flush=True)
     ok = True
-    # An installed package has its bytecode compiled (pip does it); an editable checkout run
-    # with PYTHONDONTWRITEBYTECODE=1 would recompile shinha at every start. Compile it once.
-    subprocess.run([sys.executable, "-m", "compileall", "-q", str(REPO_DIR / "shinha")],
-                   check=False)
+    compile_shinha()
 
     shinha = measure("shinha", [*shinha_command(), "check-config", "--json",
                                 str(tree.shinha_main)], root, args.repeat)
@@ -469,9 +437,6 @@ def bench(args: argparse.Namespace, root: Path) -> int:
     else:
         print("nagios4 not found (neither on PATH nor /usr/sbin/nagios4): not compared")
 
-    def r(x: float | None, digits: int = 3) -> float | None:
-        return None if x is None else round(x, digits)
-
     ratio_time = shinha.best / nagios.best if nagios and nagios.best > 0 else None
     ratio_rss = shinha.peak_rss / nagios.peak_rss if nagios and nagios.peak_rss > 0 else None
     passed = ok and shinha.best <= TARGET_SECONDS and shinha.peak_rss <= TARGET_RSS_MIB
@@ -499,30 +464,23 @@ def bench(args: argparse.Namespace, root: Path) -> int:
         "services_per_host": args.services_per_host,
         "files": files,
         "repeat": args.repeat,
-        "shinha_seconds_best": r(shinha.best),
-        "shinha_seconds_median": r(shinha.median),
-        "shinha_peak_rss_mib": r(shinha.peak_rss, 1),
+        "shinha_seconds_best": rounded(shinha.best),
+        "shinha_seconds_median": rounded(shinha.median),
+        "shinha_peak_rss_mib": rounded(shinha.peak_rss, 1),
         "shinha_load_seconds": doc.get("seconds"),
         "shinha_errors": len(errors),
         "shinha_warnings": len(warnings),
-        "nagios4_seconds_best": r(nagios.best) if nagios else None,
-        "nagios4_seconds_median": r(nagios.median) if nagios else None,
-        "nagios4_peak_rss_mib": r(nagios.peak_rss, 1) if nagios else None,
-        "ratio_time": r(ratio_time, 2),
-        "ratio_rss": r(ratio_rss, 2),
+        "nagios4_seconds_best": rounded(nagios.best) if nagios else None,
+        "nagios4_seconds_median": rounded(nagios.median) if nagios else None,
+        "nagios4_peak_rss_mib": rounded(nagios.peak_rss, 1) if nagios else None,
+        "ratio_time": rounded(ratio_time, 2),
+        "ratio_rss": rounded(ratio_rss, 2),
         "target_seconds": TARGET_SECONDS,
         "target_rss_mib": TARGET_RSS_MIB,
         "valid": ok,
         "pass": passed,
-        "commit": git_commit(),
-        "dirty": git_dirty(),
-        "time": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
     }
-    line = json.dumps(record)
-    RESULTS_FILE.parent.mkdir(parents=True, exist_ok=True)
-    with RESULTS_FILE.open("a", encoding="utf-8") as fh:
-        fh.write(line + "\n")
-    print(line)
+    append_result(record)
     return 0 if ok else 1
 
 

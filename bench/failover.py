@@ -66,13 +66,11 @@ import contextlib
 import json
 import os
 import re
-import shutil
 import signal
 import sqlite3
 import statistics
 import subprocess
 import sys
-import tempfile
 import threading
 import time
 import urllib.error
@@ -81,15 +79,11 @@ from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
 from pathlib import Path
-from types import FrameType
 from typing import Any, TypeVar
 
-BENCH_DIR = Path(__file__).resolve().parent
-REPO_DIR = BENCH_DIR.parent
-RESULTS_FILE = BENCH_DIR / "out" / "failover.jsonl"
-sys.path.insert(0, str(REPO_DIR))
+from _common import append_result, call, compile_shinha, interrupt_on, scratch_dir
 
-from tests.cluster import Cluster, ha_cluster  # noqa: E402
+from tests.cluster import Cluster, ha_cluster
 
 T = TypeVar("T")
 #: max_check_attempts (3) x check_interval (1) of every daemon of ha_cluster.
@@ -107,18 +101,6 @@ DURABLE = re.compile(r"results durable: (.*)$")
 
 
 # -- observing the cluster --------------------------------------------------------------------
-
-
-def call(c: Cluster, name: str, path: str, timeout: float = 2.0) -> Any:
-    """GET a daemon's endpoint; None when it does not answer 200 (dead, starting, busy)."""
-    proc = c.procs.get(name)
-    if proc is None or proc.poll() is not None:
-        return None
-    try:
-        status, body = c.request(name, "GET", path, timeout=timeout)
-    except (OSError, urllib.error.URLError, ValueError):
-        return None
-    return body if status == 200 else None
 
 
 def leading(c: Cluster, name: str) -> bool:
@@ -231,11 +213,32 @@ def first_line(c: Cluster, name: str, offset: int, pattern: str) -> tuple[float,
 # -- the passive load ---------------------------------------------------------------------------
 
 
-class PassiveLoad:
+class Background:
+    """Runs `_run` in a daemon thread from `start()`; `_run` returns once `_stop` is set."""
+
+    def __init__(self, name: str) -> None:
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._run, name=name, daemon=True)
+
+    def start(self) -> None:
+        self._thread.start()
+
+    def stop(self) -> None:
+        """Set `_stop` and wait for the thread (up to 15 s); fine before start or twice."""
+        self._stop.set()
+        if self._thread.ident is not None:
+            self._thread.join(timeout=15)
+
+    def _run(self) -> None:
+        raise NotImplementedError
+
+
+class PassiveLoad(Background):
     """Sends passive results to receiver-master at a steady rate from a thread, recording the
     id and the acceptance time of each one the receiver accepted (202)."""
 
     def __init__(self, c: Cluster, rate: float, tag: str) -> None:
+        super().__init__("passive-load")
         self.c = c
         self.rate = rate
         self.tag = tag
@@ -244,16 +247,6 @@ class PassiveLoad:
         self.errors = 0
         self.last_error = ""
         self.max_latency = 0.0
-        self._stop = threading.Event()
-        self._thread = threading.Thread(target=self._run, name="passive-load", daemon=True)
-
-    def start(self) -> None:
-        self._thread.start()
-
-    def stop(self) -> None:
-        self._stop.set()
-        if self._thread.ident is not None:
-            self._thread.join(timeout=15)
 
     def _run(self) -> None:
         began = time.monotonic()
@@ -285,27 +278,18 @@ class PassiveLoad:
                 self.accepted.append((rid, at))
 
 
-class StateSampler:
+class StateSampler(Background):
     """Reads the data-server's current service states every `interval` from a thread and
     remembers when each (host, service, last_check) was first shown: a row changes every
     second, so every result of an active check is seen, and `first_after` finds the first
     result produced after a moment even when it is read seconds later."""
 
     def __init__(self, c: Cluster, interval: float = 0.1) -> None:
+        super().__init__("state-sampler")
         self.c = c
         self.interval = interval
         self.seen: dict[tuple[str, str, float], float] = {}
         self._lock = threading.Lock()
-        self._stop = threading.Event()
-        self._thread = threading.Thread(target=self._run, name="state-sampler", daemon=True)
-
-    def start(self) -> None:
-        self._thread.start()
-
-    def stop(self) -> None:
-        self._stop.set()
-        if self._thread.ident is not None:
-            self._thread.join(timeout=15)
 
     def _run(self) -> None:
         while not self._stop.wait(self.interval):
@@ -772,15 +756,6 @@ def anomalies(outcomes: list[Outcome]) -> list[str]:
     return out
 
 
-def _git(*args: str) -> str | None:
-    try:
-        done = subprocess.run(["git", *args], cwd=REPO_DIR, capture_output=True, text=True,
-                              check=False)
-    except OSError:
-        return None
-    return done.stdout.strip() if done.returncode == 0 else None
-
-
 def record(outcomes: list[Outcome], args: argparse.Namespace, seconds: float,
            load_before: tuple[float, float, float], ok: bool) -> dict[str, Any]:
     doc: dict[str, Any] = {"bench": "failover", "repeat": args.repeat, "rate": args.rate,
@@ -812,9 +787,7 @@ def record(outcomes: list[Outcome], args: argparse.Namespace, seconds: float,
         "loadavg_before": [round(x, 2) for x in load_before],
         "loadavg_after": [round(x, 2) for x in os.getloadavg()],
         "anomalies": anomalies(outcomes),
-        "pass": ok, "commit": _git("rev-parse", "--short", "HEAD") or None,
-        "dirty": bool(_git("status", "--porcelain", "--", "shinha")),
-        "time": time.strftime("%Y-%m-%dT%H:%M:%S%z")})
+        "pass": ok})
     return doc
 
 
@@ -836,10 +809,6 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
     return args
 
 
-def _raise_interrupt(signum: int, frame: FrameType | None) -> None:
-    raise KeyboardInterrupt(f"signal {signum}")
-
-
 @contextlib.contextmanager
 def shielded() -> Iterator[None]:
     """Ignore Ctrl-C and SIGTERM while the daemons are being stopped: a second Ctrl-C must not
@@ -856,23 +825,15 @@ def shielded() -> Iterator[None]:
 def main(argv: Sequence[str] | None = None) -> int:
     args = parse_args(argv)
     # SIGTERM stops the bench as Ctrl-C does: the `finally` of each scenario stops its daemons.
-    signal.signal(signal.SIGTERM, _raise_interrupt)
-    root = Path(tempfile.mkdtemp(prefix="shinha-bench-failover-"))
-    try:
+    interrupt_on(signal.SIGTERM)
+    with scratch_dir("shinha-bench-failover-", "trees and logs", keep=args.keep) as root:
         return bench(args, root)
-    finally:
-        if args.keep:
-            print(f"trees and logs kept in {root}", file=sys.stderr)
-        else:
-            shutil.rmtree(root, ignore_errors=True)
 
 
 def bench(args: argparse.Namespace, root: Path) -> int:
     began = time.monotonic()
     load_before = os.getloadavg()
-    # Daemons started with PYTHONDONTWRITEBYTECODE=1 would compile shinha at every start.
-    subprocess.run([sys.executable, "-m", "compileall", "-q", str(REPO_DIR / "shinha")],
-                   check=False)
+    compile_shinha()
     scenarios = SCENARIOS if args.scenario == "both" else (args.scenario,)
     print(f"failover bench: {args.repeat} rounds of {', '.join(scenarios)} failover, "
           f"passive load {args.rate:g}/s, window {WINDOW:g} s (check_interval 1 x "
@@ -893,11 +854,7 @@ def bench(args: argparse.Namespace, root: Path) -> int:
         print(f"WARNING: {text}")
     print(f"\n{'PASS' if ok else 'FAIL'} (nothing lost, nothing stored twice, every round "
           f"measured, every queue drained): {seconds:.0f} s in all")
-    RESULTS_FILE.parent.mkdir(parents=True, exist_ok=True)
-    line = json.dumps(doc)
-    with open(RESULTS_FILE, "a", encoding="utf-8") as fh:
-        fh.write(line + "\n")
-    print(line)
+    append_result(doc)
     return 0 if ok else 1
 
 

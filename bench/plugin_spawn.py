@@ -52,14 +52,10 @@ import time
 import uuid
 from collections.abc import Callable, Coroutine, Sequence
 from dataclasses import dataclass
-from pathlib import Path
 from typing import Any
 
-import uvloop
+from _common import REPO_DIR, append_result, proc_times, run_on_uvloop
 
-BENCH_DIR = Path(__file__).resolve().parent
-REPO_DIR = BENCH_DIR.parent
-RESULTS_FILE = BENCH_DIR / "out" / "plugin_spawn.jsonl"
 PLUGIN = "/bin/true"
 METHODS = ("asyncio_exec", "uvloop_exec", "popen_threads", "plugin_threads", "raw_asyncio",
            "raw_uvloop", "raw_epoll", "hybrid_asyncio", "hybrid_uvloop", "executor",
@@ -148,28 +144,6 @@ def _raw_spawn() -> tuple[int, int, int, int]:
     return pid, os.pidfd_open(pid), out_r, err_r
 
 
-async def _raw_one() -> int:
-    loop = asyncio.get_running_loop()
-    pid, pidfd, out_r, err_r = _raw_spawn()
-    done: asyncio.Future[None] = loop.create_future()
-    open_fds = {pidfd, out_r, err_r}
-
-    def readable(fd: int) -> None:
-        if fd == pidfd or not os.read(fd, 65536):
-            loop.remove_reader(fd)
-            open_fds.discard(fd)
-            if not open_fds and not done.done():
-                done.set_result(None)
-
-    for fd in (pidfd, out_r, err_r):
-        loop.add_reader(fd, readable, fd)
-    await done
-    for fd in (pidfd, out_r, err_r):
-        os.close(fd)
-    _, status = os.waitpid(pid, 0)
-    return os.waitstatus_to_exitcode(status)
-
-
 async def _wait_fds(pid: int, fds: tuple[int, ...]) -> None:
     """Wait until the pidfd fired and every pipe hit EOF; close them."""
     loop = asyncio.get_running_loop()
@@ -189,6 +163,13 @@ async def _wait_fds(pid: int, fds: tuple[int, ...]) -> None:
     await done
     for fd in fds:
         os.close(fd)
+
+
+async def _raw_one() -> int:
+    pid, pidfd, out_r, err_r = _raw_spawn()
+    await _wait_fds(pid, (pidfd, out_r, err_r))
+    _, status = os.waitpid(pid, 0)
+    return os.waitstatus_to_exitcode(status)
 
 
 def _popen_spawn() -> tuple[subprocess.Popen[bytes], int, int, int]:
@@ -253,9 +234,10 @@ def run_raw_epoll(spawns: int, concurrency: int) -> int:
 
 def _tree_cpu(pid: int) -> float:
     """CPU seconds of pid and of its children it has reaped (for a worker: its plugins)."""
-    with open(f"/proc/{pid}/stat", encoding="ascii") as fh:
-        fields = fh.read().rpartition(")")[2].split()
-    return sum(int(v) for v in fields[11:15]) / os.sysconf("SC_CLK_TCK")
+    times = proc_times(pid)
+    if times is None:
+        raise SystemExit(f"worker {pid} is gone")
+    return times.own + times.children
 
 
 def _own_cpu() -> float:
@@ -308,27 +290,24 @@ class Measured:
     failures: int
 
 
+#: The methods that run one coroutine per plugin on an event loop: (the coroutine, on uvloop).
+ON_A_LOOP: dict[str, tuple[Callable[[], Coroutine[Any, Any, int]], bool]] = {
+    "asyncio_exec": (_exec_one, False), "uvloop_exec": (_exec_one, True),
+    "raw_asyncio": (_raw_one, False), "raw_uvloop": (_raw_one, True),
+    "hybrid_asyncio": (_hybrid_one, False), "hybrid_uvloop": (_hybrid_one, True),
+}
+
+
 def run_method(method: str, spawns: int, concurrency: int) -> int:
     """Run `spawns` plugins by `method`; return how many did not exit 0."""
-    if method == "asyncio_exec":
-        return asyncio.run(_bounded(_exec_one, spawns, concurrency))
-    if method == "uvloop_exec":
-        with asyncio.Runner(loop_factory=uvloop.new_event_loop) as runner:
-            return runner.run(_bounded(_exec_one, spawns, concurrency))
+    if method in ON_A_LOOP:
+        one, on_uvloop = ON_A_LOOP[method]
+        bounded = _bounded(one, spawns, concurrency)
+        return run_on_uvloop(bounded) if on_uvloop else asyncio.run(bounded)
     if method == "popen_threads":
         return run_popen_threads(spawns, concurrency)
     if method == "plugin_threads":
         return run_plugin_threads(spawns, concurrency)
-    if method == "raw_asyncio":
-        return asyncio.run(_bounded(_raw_one, spawns, concurrency))
-    if method == "raw_uvloop":
-        with asyncio.Runner(loop_factory=uvloop.new_event_loop) as runner:
-            return runner.run(_bounded(_raw_one, spawns, concurrency))
-    if method == "hybrid_asyncio":
-        return asyncio.run(_bounded(_hybrid_one, spawns, concurrency))
-    if method == "hybrid_uvloop":
-        with asyncio.Runner(loop_factory=uvloop.new_event_loop) as runner:
-            return runner.run(_bounded(_hybrid_one, spawns, concurrency))
     if method == "raw_epoll":
         return run_raw_epoll(spawns, concurrency)
     raise SystemExit(f"unknown method {method!r}")
@@ -337,8 +316,7 @@ def run_method(method: str, spawns: int, concurrency: int) -> int:
 def child_main(method: str, spawns: int, concurrency: int) -> None:
     if method in ("executor", "executor_2"):
         workers = 2 if method == "executor_2" else 1
-        with asyncio.Runner(loop_factory=uvloop.new_event_loop) as runner:
-            measured = runner.run(_run_executor(spawns, concurrency, workers))
+        measured = run_on_uvloop(_run_executor(spawns, concurrency, workers))
     else:
         run_method(method, min(WARM_UP, spawns), concurrency)  # imports, first page faults
         cpu = _own_cpu()
@@ -366,15 +344,6 @@ def measure(method: str, spawns: int, concurrency: int) -> dict[str, Any]:
             "per_second": round(spawns / seconds), "failures": report["failures"],
             "cpu_seconds": round(cpu, 3), "cpu_ms_per_spawn": round(cpu / spawns * 1000, 3),
             "cores_busy": round(cpu / seconds, 2)}
-
-
-def _git(*args: str) -> str | None:
-    try:
-        done = subprocess.run(["git", *args], cwd=REPO_DIR, capture_output=True, text=True,
-                              check=False)
-    except OSError:
-        return None
-    return done.stdout.strip() if done.returncode == 0 else None
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -410,15 +379,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         "results": {r["method"]: {k: v for k, v in r.items() if k != "method"} for r in rows},
         "fastest_single_process": max(raw, key=lambda r: r["per_second"])["method"]
         if raw else None,
-        "commit": _git("rev-parse", "--short", "HEAD"),
-        "dirty": bool(_git("status", "--porcelain", "shinha", "bench")),
-        "time": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
     }
-    line = json.dumps(doc)
-    RESULTS_FILE.parent.mkdir(parents=True, exist_ok=True)
-    with RESULTS_FILE.open("a", encoding="utf-8") as fh:
-        fh.write(line + "\n")
-    print(line)
+    append_result(doc, dirty_paths=("shinha", "bench"))
     return 1 if any("error" in r or r.get("failures") for r in rows) else 0
 
 

@@ -20,10 +20,8 @@ from __future__ import annotations
 import argparse
 import asyncio
 import gc
-import json
 import random
 import shutil
-import subprocess
 import sys
 import tempfile
 import time
@@ -32,14 +30,11 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
-import uvloop
+from _common import append_result, quantile, run_on_uvloop
 
 from shinha.dataserver.sqlite import DB_FILENAME, SqliteStore
 from shinha.wire import CheckResult, IngestBatch, PerfDatum, StateRow
 
-BENCH_DIR = Path(__file__).resolve().parent
-REPO_DIR = BENCH_DIR.parent
-RESULTS_FILE = BENCH_DIR / "out" / "store_ingest.jsonl"
 TICK = 0.005
 
 
@@ -107,22 +102,8 @@ async def ingest_all(path: Path, batches: list[IngestBatch]) -> dict[str, Any]:
             "counters": counters}
 
 
-def quantile(values: list[float], q: float) -> float:
-    ordered = sorted(values)
-    return ordered[min(len(ordered) - 1, int(q * len(ordered)))]
-
-
 def db_size(directory: Path) -> int:
     return sum(p.stat().st_size for p in directory.glob(DB_FILENAME + "*"))
-
-
-def _git(*args: str) -> str | None:
-    try:
-        done = subprocess.run(["git", *args], cwd=REPO_DIR, capture_output=True, text=True,
-                              check=False)
-    except OSError:
-        return None
-    return done.stdout.strip() if done.returncode == 0 else None
 
 
 def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
@@ -155,8 +136,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         # walking them (a full pass over 100,000s of models stops every thread for ~1 s).
         gc.collect()
         gc.freeze()
-        with asyncio.Runner(loop_factory=uvloop.new_event_loop) as runner:
-            run = runner.run(ingest_all(directory, batches))
+        run = run_on_uvloop(ingest_all(directory, batches))
         size = db_size(directory)
     finally:
         if not args.keep:
@@ -193,15 +173,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         "loop_stall_p99_ms": round(quantile(stalls, 0.99) * 1000, 2),
         "loop_stall_max_ms": round(max(stalls) * 1000, 2),
         "valid": valid,
-        "commit": _git("rev-parse", "--short", "HEAD"),
-        "dirty": bool(_git("status", "--porcelain", "--", "shinha")),
-        "time": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
     }
-    line = json.dumps(record)
-    RESULTS_FILE.parent.mkdir(parents=True, exist_ok=True)
-    with RESULTS_FILE.open("a", encoding="utf-8") as fh:
-        fh.write(line + "\n")
-    print(line)
+    append_result(record)
     return 0 if valid else 1
 
 

@@ -49,31 +49,23 @@ from __future__ import annotations
 
 import argparse
 import itertools
-import json
 import math
 import os
 import re
-import shutil
 import signal
 import statistics
-import subprocess
 import sys
-import tempfile
 import threading
 import time
 import urllib.error
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from types import FrameType
 from typing import Any
 
-BENCH_DIR = Path(__file__).resolve().parent
-REPO_DIR = BENCH_DIR.parent
-RESULTS_FILE = BENCH_DIR / "out" / "takeover.jsonl"
-sys.path.insert(0, str(REPO_DIR))
+from _common import append_result, call, interrupt_on, rounded, scratch_dir
 
-from tests.cluster import Cluster  # noqa: E402
+from tests.cluster import Cluster
 
 TOKENS = {"poller-1": 1, "poller-5": 5, "poller-7": 7}
 VICTIM = "poller-1"
@@ -128,18 +120,6 @@ def takeover_cluster(root: Path, threshold: int, takeover: str, services: int) -
     c.objects = "".join(objects)
     c.write()
     return c
-
-
-def call(c: Cluster, name: str, path: str, timeout: float = 2.0) -> Any:
-    """GET a daemon's endpoint; None when it does not answer 200 (dead, starting, busy)."""
-    proc = c.procs.get(name)
-    if proc is None or proc.poll() is not None:
-        return None
-    try:
-        status, body = c.request(name, "GET", path, timeout=timeout)
-    except (OSError, urllib.error.URLError, ValueError):
-        return None
-    return body if status == 200 else None
 
 
 def election(c: Cluster, name: str) -> dict[str, Any] | None:
@@ -415,26 +395,6 @@ def one_round(c: Cluster, sampler: Sampler, args: argparse.Namespace, index: int
 # -- main --------------------------------------------------------------------------------------
 
 
-def _git(*args: str) -> str | None:
-    try:
-        done = subprocess.run(["git", *args], cwd=REPO_DIR, capture_output=True, text=True,
-                              check=False)
-    except OSError:
-        return None
-    return done.stdout.strip() if done.returncode == 0 else None
-
-
-def git_commit() -> str | None:
-    """`git rev-parse --short HEAD`, or None outside a git checkout."""
-    return _git("rev-parse", "--short", "HEAD") or None
-
-
-def git_dirty() -> bool | None:
-    """Whether shinha/ has uncommitted changes (then the numbers are not the commit's)."""
-    status = _git("status", "--porcelain", "--", "shinha")
-    return None if status is None else bool(status)
-
-
 def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0] if __doc__ else None)
     parser.add_argument("--services", type=int, default=20,
@@ -458,30 +418,21 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
     return args
 
 
-def _raise_interrupt(signum: int, frame: FrameType | None) -> None:
-    raise KeyboardInterrupt(f"signal {signum}")
-
-
 def main(argv: Sequence[str] | None = None) -> int:
     args = parse_args(argv)
-    signal.signal(signal.SIGTERM, _raise_interrupt)
-    # Also when started with SIGINT ignored (a background job of a script): Ctrl-C stops it.
-    signal.signal(signal.SIGINT, _raise_interrupt)
-    root = args.out.resolve() if args.out else Path(tempfile.mkdtemp(prefix="shinha-takeover-"))
-    c = takeover_cluster(root, args.server_threshold, args.takeover, args.services)
-    sampler = Sampler(c)
-    try:
-        return bench(c, sampler, args)
-    except KeyboardInterrupt:
-        print("\ninterrupted: stopping the cluster", file=sys.stderr)
-        return 130
-    finally:
-        sampler.halt.set()
-        c.stop_all()
-        if args.out is None and not args.keep:
-            shutil.rmtree(root, ignore_errors=True)
-        else:
-            print(f"cluster directory kept in {root}", file=sys.stderr)
+    # SIGINT too, for when it was started with SIGINT ignored (a background job of a script).
+    interrupt_on(signal.SIGTERM, signal.SIGINT)
+    with scratch_dir("shinha-takeover-", "cluster directory", args.out, args.keep) as root:
+        c = takeover_cluster(root, args.server_threshold, args.takeover, args.services)
+        sampler = Sampler(c)
+        try:
+            return bench(c, sampler, args)
+        except KeyboardInterrupt:
+            print("\ninterrupted: stopping the cluster", file=sys.stderr)
+            return 130
+        finally:
+            sampler.halt.set()
+            c.stop_all()
 
 
 def bench(c: Cluster, sampler: Sampler, args: argparse.Namespace) -> int:
@@ -618,12 +569,9 @@ def report(args: argparse.Namespace, rounds: list[Round], failure: str) -> None:
           + (f"; poller-1 checks covered by a non-master: {wrong:.0f}"
              if args.takeover == "master" else ""))
 
-    def r3(x: float | None) -> float | None:
-        return None if x is None else round(x, 3)
-
     def trio(prefix: str, values: tuple[float, float, float] | None) -> dict[str, Any]:
         names = ("min", "median", "max")
-        return {f"{prefix}_{n}": (r3(values[i]) if values else None)
+        return {f"{prefix}_{n}": (rounded(values[i]) if values else None)
                 for i, n in enumerate(names)}
 
     record: dict[str, Any] = {
@@ -637,7 +585,7 @@ def report(args: argparse.Namespace, rounds: list[Round], failure: str) -> None:
         "hold": args.hold,
         "bound_seconds": bound,
         **trio("takeover_seconds", takeover),
-        "takeover_seconds": [r3(r.takeover) for r in rounds],
+        "takeover_seconds": [rounded(r.takeover) for r in rounds],
         "rounds_without_takeover": len(without),
         **trio("first_run_seconds", first_run),
         **trio("first_result_seconds", first_result),
@@ -660,15 +608,8 @@ def report(args: argparse.Namespace, rounds: list[Round], failure: str) -> None:
         "error": failure or None,
         "load_average": round(os.getloadavg()[0], 2),
         "cpus": os.cpu_count(),
-        "commit": git_commit(),
-        "dirty": git_dirty(),
-        "time": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
     }
-    text = json.dumps(record)
-    RESULTS_FILE.parent.mkdir(parents=True, exist_ok=True)
-    with RESULTS_FILE.open("a", encoding="utf-8") as fh:
-        fh.write(text + "\n")
-    print(text)
+    append_result(record)
 
 
 if __name__ == "__main__":
