@@ -6,7 +6,7 @@ STAMP  := $(VENV)/.installed
 SUDO   := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 
 # Debian packages the tests use: real Nagios plugins (and nagios4 for the bench comparison).
-DEB_PACKAGES := monitoring-plugins-basic nagios4-core
+DEB_PACKAGES := monitoring-plugins-basic nagios4-core iproute2
 
 .PHONY: run test lint bench deps deps-run venv clean docs
 

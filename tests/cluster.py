@@ -18,7 +18,7 @@ import urllib.request
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import Any, Literal, TypeVar
 
 ROOT = Path(__file__).resolve().parents[1]
 SECRET = "test-secret-0123456789"
@@ -47,14 +47,14 @@ def free_port(address: str = "127.0.0.1") -> int:
         return port
 
 
-def wait_for(predicate: Callable[[], T], timeout: float, what: str,
+def wait_for(predicate: Callable[[], T | Literal[False] | None], timeout: float, what: str,
              interval: float = 0.1) -> T:
     """Poll `predicate` until it returns something truthy; fail with `what` at the deadline."""
     deadline = time.monotonic() + timeout
     last_error: Exception | None = None
     while time.monotonic() < deadline:
         try:
-            value: T | None = predicate()
+            value: T | Literal[False] | None = predicate()
         except (OSError, ValueError, KeyError, urllib.error.URLError) as exc:
             last_error = exc
             value = None
@@ -160,7 +160,8 @@ class Cluster:
             out.append(f"\n===== {name}\n" + "\n".join(text))
         return "".join(out)
 
-    def wait(self, predicate: Callable[[], T], timeout: float, what: str) -> T:
+    def wait(self, predicate: Callable[[], T | Literal[False] | None], timeout: float,
+             what: str) -> T:
         """wait_for, with every daemon's log tail in the failure message."""
         try:
             return wait_for(predicate, timeout, what)

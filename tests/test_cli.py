@@ -15,7 +15,7 @@ from shinha.config import Config, load_config
 from shinha.config.daemons import DAEMON_MODELS
 
 if TYPE_CHECKING:
-    from conftest import WriteTree
+    from tests.conftest import WriteTree
 
 ROOT = Path(__file__).resolve().parents[1]
 ETC = ROOT / "etc"

@@ -273,9 +273,10 @@ def test_endpoints_survive_garbage(cluster: Cluster) -> None:
                            b'{"results": "x"}', b'{"commands": [1, 2]}', b"\xff\xfe\x00",
                            b'{"fence": {"epoch": -1}}', b"9" * 5000, b'{"a":' * 500]
     for _ in range(60):
-        doc = {rng.choice(["results", "commands", "jobs", "fence", "hosts", "poller"]):
-               rng.choice([None, 1, -1, 1e308, "x" * rng.randint(0, 300), [], [{}], {"k": []}])
-               for _ in range(rng.randint(0, 4))}
+        keys = ["results", "commands", "jobs", "fence", "hosts", "poller"]
+        values: list[object] = [None, 1, -1, 1e308, "x" * rng.randint(0, 300), [], [{}], {"k": []}]
+        doc: dict[str, object] = {rng.choice(keys): rng.choice(values)
+                                  for _ in range(rng.randint(0, 4))}
         shapes.append(json.dumps(doc).encode())
         shapes.append(json.dumps(doc).encode()[: rng.randint(0, 40)])
     for name, path in endpoints:

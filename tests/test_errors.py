@@ -10,7 +10,7 @@ import pytest
 from shinha.config import Diagnostic, LoadResult, load_config
 
 if TYPE_CHECKING:
-    from conftest import WriteTree
+    from tests.conftest import WriteTree
 
 
 def load(root: Path) -> LoadResult:

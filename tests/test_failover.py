@@ -4,7 +4,7 @@ daemon is declared after 3 s and the spare arbiter's window is 3 s."""
 
 from __future__ import annotations
 
-import re
+import functools
 import signal
 import sqlite3
 import threading
@@ -15,10 +15,15 @@ from pathlib import Path
 import pytest
 
 from tests.cluster import Cluster, ha_cluster
-
-WINDOW = 3.0  # max_check_attempts (3) × check_interval (1)
-SATELLITES = ("scheduler-master", "scheduler-spare", "poller-master", "poller-spare",
-              "dataserver-master", "receiver-master", "receiver-spare")
+from tests.ha import (
+    SATELLITES,
+    WINDOW,
+    epoch_changes,
+    leaders,
+    ping,
+    satellite_epochs,
+    wait_settled,
+)
 
 
 @pytest.fixture
@@ -28,47 +33,6 @@ def ha(tmp_path: Path) -> Iterator[Cluster]:
     wait_settled(c, "arbiter-master")
     yield c
     c.stop_all()
-
-
-def ping(c: Cluster, name: str) -> dict[str, object] | None:
-    if name not in c.procs or c.procs[name].poll() is not None:
-        return None
-    try:
-        status, body = c.request(name, "GET", "/ping", timeout=1.0)
-    except OSError:
-        return None
-    return body if status == 200 else None
-
-
-def leaders(c: Cluster) -> list[str]:
-    out = []
-    for name in ("arbiter-master", "arbiter-spare"):
-        reply = ping(c, name)
-        if reply and reply.get("leading"):
-            out.append(name)
-    return out
-
-
-def satellite_epochs(c: Cluster, names: tuple[str, ...] = SATELLITES) -> dict[str, int]:
-    out = {}
-    for name in names:
-        reply = ping(c, name)
-        if reply is not None:
-            out[name] = int(reply["epoch"])  # type: ignore[call-overload]
-    return out
-
-
-def wait_settled(c: Cluster, arbiter: str, timeout: float = 30) -> int:
-    """Wait until `arbiter` alone leads and every running satellite holds its epoch."""
-    def settled() -> int | None:
-        if leaders(c) != [arbiter]:
-            return None
-        epoch = int(ping(c, arbiter)["epoch"])  # type: ignore[index,call-overload]
-        running = tuple(n for n in SATELLITES if c.procs[n].poll() is None)
-        epochs = satellite_epochs(c, running)
-        return epoch if len(epochs) == len(running) and set(epochs.values()) == {epoch} \
-            else None
-    return c.wait(settled, timeout, f"{arbiter} leading with every satellite at its epoch")
 
 
 def last_check(c: Cluster, host: str = "h0", service: str = "s0") -> float:
@@ -95,13 +59,13 @@ def test_master_comes_back_and_takes_the_lead_cleanly(ha: Cluster) -> None:
     spare_epoch = ha.wait(lambda: wait_settled(ha, "arbiter-spare", timeout=15), 20,
                           "spare leading")
     parts_before = ha.log("scheduler-master").count("(part scheduler-master")
-    epoch_lines = {n: _epoch_changes(ha, n) for n in SATELLITES}
+    epoch_lines = {n: epoch_changes(ha, n) for n in SATELLITES}
     ha.start("arbiter-master")
     final = wait_settled(ha, "arbiter-master")
     assert final == spare_epoch + 1
     assert "stands down" in ha.log("arbiter-spare")
     for name in SATELLITES:  # exactly one epoch change each, straight to the master's
-        changes = _epoch_changes(ha, name)[len(epoch_lines[name]):]
+        changes = epoch_changes(ha, name)[len(epoch_lines[name]):]
         assert changes == [(spare_epoch, final)], (name, changes)
     # the scheduler's part did not change: it was not reconfigured
     assert ha.log("scheduler-master").count("(part scheduler-master") == parts_before
@@ -132,7 +96,7 @@ def test_stopped_master_is_fenced_and_takes_back_once_it_reaches_the_spare(
     assert "stands down" in master_log  # its stale pushes were refused; it did not fight
     assert seen_both == 0, "two arbiters reported leading at once"
     for name in SATELLITES:  # epochs only went up, never back to the stale master's
-        assert [a for a, b in _epoch_changes(ha, name) if b < a] == []
+        assert [a for a, b in epoch_changes(ha, name) if b < a] == []
 
 
 def wait_settled_partial(c: Cluster, arbiter: str) -> int:
@@ -204,7 +168,7 @@ def test_one_dropped_ping_changes_nothing(ha: Cluster) -> None:
         ha.kill(name, signal.SIGSTOP)
         time.sleep(1.5)  # the fault itself: shorter than the 3 s window
         ha.kill(name, signal.SIGCONT)
-        ha.wait(lambda n=name: ping(ha, n) is not None, 5, f"{name} answering again")
+        ha.wait(functools.partial(ping, ha, name), 5, f"{name} answering again")
     # give the arbiter several ping rounds to (wrongly) react, then check nothing changed
     start = ha.get("arbiter-master", "/cluster")
     mark = max(d["last_contact"] or 0 for d in start["daemons"] if d["role"] == "scheduler")
@@ -257,10 +221,6 @@ def _dispatches(c: Cluster) -> float:
                if line.startswith("shinha_dispatches_sent_total"))
 
 
-def _epoch_changes(c: Cluster, name: str) -> list[tuple[int, int]]:
-    return [(int(a), int(b)) for a, b in re.findall(r"epoch (\d+) -> (\d+)", c.log(name))]
-
-
 def test_nothing_lost_when_each_role_is_killed_under_load(tmp_path: Path) -> None:
     """Steady active checks and passive results; SIGKILL each role in turn (and bring it
     back). Every result a poller made durable and every passive result a receiver accepted
@@ -302,7 +262,8 @@ def test_nothing_lost_when_each_role_is_killed_under_load(tmp_path: Path) -> Non
                        "scheduler-master", 20, "the spare scheduler taking the part")
             else:
                 mark = len(accepted)
-                c.wait(lambda m=mark: len(accepted) > m + 10, 20, "more load meanwhile")
+                c.wait(functools.partial(lambda m: len(accepted) > m + 10, mark), 20,
+                       "more load meanwhile")
             c.start(name)
             if role in ("arbiter", "scheduler"):
                 wait_settled(c, "arbiter-master", timeout=40)

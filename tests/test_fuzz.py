@@ -21,7 +21,7 @@ from shinha.config import LoadResult, load_config
 from shinha.config.diagnostics import Diagnostic
 
 if TYPE_CHECKING:
-    from conftest import WriteTree
+    from tests.conftest import WriteTree
 
 ROOT = Path(__file__).resolve().parents[1]
 ETC = ROOT / "etc"

@@ -12,7 +12,7 @@ from shinha.config.diagnostics import Diagnostics
 from shinha.config.parser import RawObject, TreeReader, _fast_blocks
 
 if TYPE_CHECKING:
-    from conftest import WriteTree
+    from tests.conftest import WriteTree
 
 ROOT = Path(__file__).resolve().parents[1]
 ETC = ROOT / "etc"
