@@ -54,6 +54,11 @@ class ArbiterDaemon(Daemon):
         self.lease_until = 0.0
         self._watchers: list[asyncio.Task[None]] = []
         self._dispatching = asyncio.Lock()
+        # One dispatch at a time per daemon, and when each last completed: a watcher and a
+        # dispatch round may both find a daemon behind, and a ping answered before a
+        # dispatch landed must not make it look behind again.
+        self._dispatch_locks: dict[str, asyncio.Lock] = {}
+        self._dispatched_at: dict[str, float] = {}
         self._build_links()
 
     # --- peers --------------------------------------------------------------------------------
@@ -336,6 +341,7 @@ class ArbiterDaemon(Daemon):
     async def _ping_peer(self, link: PeerLink) -> PingReply | None:
         headers = ({"X-Shinha-Arbiter": self.name, "X-Shinha-Epoch": str(self.epoch)}
                    if self.leading else None)
+        asked = self.clock.monotonic()
         try:
             reply = await self.client.call(link.ref, "GET", "/ping", None, PingReply,
                                            float(self._definition(link).timeout), headers)
@@ -343,9 +349,11 @@ class ArbiterDaemon(Daemon):
             link.failure(str(exc))
             return None
         link.success(self.clock.monotonic(), self.clock.time())
+        self.highest_seen = max(self.highest_seen, reply.epoch)
+        if asked < self._dispatched_at.get(link.name, 0.0):
+            return reply  # it answered before our dispatch reached it: what it holds is older
         link.epoch = reply.epoch
         link.part_hash = reply.part_hash
-        self.highest_seen = max(self.highest_seen, reply.epoch)
         self.last_ping[link.name] = reply
         return reply
 
@@ -366,6 +374,13 @@ class ArbiterDaemon(Daemon):
                                    and self._needs_dispatch(link)))
 
     async def _dispatch_one(self, link: PeerLink) -> None:
+        lock = self._dispatch_locks.setdefault(link.name, asyncio.Lock())
+        async with lock:
+            # Another path may have brought it up to date while this one waited.
+            if self._needs_dispatch(link):
+                await self._send_dispatch(link)
+
+    async def _send_dispatch(self, link: PeerLink) -> None:
         if not self.leading_now() or self.fence is None:
             return
         part = self.assignment.parts.get(link.name) if link.ref.role == "scheduler" else None
@@ -388,6 +403,7 @@ class ArbiterDaemon(Daemon):
                 "part_hash": reply.part_hash, "topology_hash": reply.topology_hash})
         link.epoch = reply.epoch
         link.part_hash = reply.part_hash
+        self._dispatched_at[link.name] = self.clock.monotonic()
         self.metrics.inc("dispatches_sent_total", help_text="Dispatches sent.",
                          role=link.ref.role, reconfigured=str(reply.reconfigured).lower())
         log.info("arbiter %s: Dispatch OK to %s %s (epoch %d%s%s)", self.name, link.ref.role,
