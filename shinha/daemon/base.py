@@ -119,12 +119,7 @@ class Daemon:
         self.started_at = self.clock.time()
         await self.client.start()
         await self.on_prepare()
-        app = make_app()
-        app.router.add_get("/ping", self._ping)
-        app.router.add_get("/status", self._status)
-        app.router.add_get("/metrics", self._metrics)
-        app.router.add_post("/dispatch", self._dispatch)
-        self.add_routes(app)
+        app = self.build_app()
         self._runner = web.AppRunner(app, access_log=None, handle_signals=False)
         await self._runner.setup()
         ssl_ctx = None
@@ -145,6 +140,17 @@ class Daemon:
         await self.on_start()
         log.info("%s %s started (pid %d) on %s, epoch %d", self.role, self.name, os.getpid(),
                  self.ref.url, self.epoch)
+
+    def build_app(self) -> web.Application:
+        """The daemon's HTTP application: the common endpoints and the role's (the route
+        table the bad-input tests walk)."""
+        app = make_app()
+        app.router.add_get("/ping", self._ping)
+        app.router.add_get("/status", self._status)
+        app.router.add_get("/metrics", self._metrics)
+        app.router.add_post("/dispatch", self._dispatch)
+        self.add_routes(app)
+        return app
 
     async def stop(self, deadline: float = 10.0) -> None:
         """Stop in stages: the role drains, the loops are cancelled, the server closes."""
