@@ -39,9 +39,11 @@ def _url(d: DaemonLink, path: str) -> str:
 def _request(config: Config, d: DaemonLink, method: str, path: str,
              body: dict[str, Any] | None = None, timeout: float = 5.0) -> Any:
     data = json.dumps(body).encode() if body is not None else None
-    req = urllib.request.Request(_url(d, path), data=data, method=method, headers={
-        "Authorization": f"Bearer {config.main.cluster_secret}",
-        "Content-Type": "application/json"})
+    headers = {"Content-Type": "application/json"}
+    if method != "GET":
+        # Only state-changing endpoints check the secret: never send it to the others.
+        headers["Authorization"] = f"Bearer {config.main.cluster_secret}"
+    req = urllib.request.Request(_url(d, path), data=data, method=method, headers=headers)
     ctx = None
     if d.use_ssl:
         ca = config.main.ca_cert

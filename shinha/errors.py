@@ -23,6 +23,36 @@ class StorageError(ShinhaError):
     """The data-server's database cannot be opened, read or written."""
 
 
+class JournalError(StorageError):
+    """A daemon's journal cannot be written (a full disk, an I/O error): nothing was taken."""
+
+
+class DatabaseError(StorageError):
+    """A MariaDB node refused or failed a request; `node` is its host:port."""
+
+    def __init__(self, node: str, message: str) -> None:
+        super().__init__(f"database {node}: {message}")
+        self.node = node
+
+
+class DatabaseUnreachable(DatabaseError):
+    """The node did not answer (refused, timed out, lost the connection)."""
+
+
+class DatabaseReadOnly(DatabaseError):
+    """The node is read-only (a replica, or a node back from a failure): never written."""
+
+
+class DatabaseFenced(DatabaseError):
+    """The database holds a higher database epoch than the writer: a stale writer."""
+
+    def __init__(self, node: str, held: int, mine: int) -> None:
+        super().__init__(node, f"holds database epoch {held}, this writer {mine}: refused "
+                         "(a newer primary was published)")
+        self.held = held
+        self.mine = mine
+
+
 class ExecutorClosed(ShinhaError):
     """The poller's check executor is stopped or stopping: the check has no result."""
 

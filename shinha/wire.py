@@ -18,7 +18,14 @@ Role = Literal["arbiter", "scheduler", "poller", "dataserver", "receiver"]
 ROLES: tuple[Role, ...] = ("arbiter", "scheduler", "poller", "dataserver", "receiver")
 
 
-class Wire(BaseModel):
+class Finite(BaseModel):
+    """Base of every model on the wire: no NaN or infinity in any number (JSON cannot carry
+    them, and one of them in a queue blocked a receiver for good)."""
+
+    model_config = ConfigDict(allow_inf_nan=False)
+
+
+class Wire(Finite):
     """Base of every wire payload: strict about unknown fields, carries the schema version."""
 
     model_config = ConfigDict(extra="forbid")
@@ -26,7 +33,7 @@ class Wire(BaseModel):
     schema_version: int = Field(SCHEMA_VERSION, ge=1, le=SCHEMA_VERSION)
 
 
-class Fence(BaseModel):
+class Fence(Finite):
     """Who dispatched this, under which epoch, from which configuration."""
 
     model_config = ConfigDict(extra="forbid")
@@ -36,7 +43,7 @@ class Fence(BaseModel):
     config_hash: str
 
 
-class DaemonRef(BaseModel):
+class DaemonRef(Finite):
     """How to reach a daemon."""
 
     model_config = ConfigDict(extra="forbid")
@@ -72,9 +79,11 @@ class PingReply(Wire):
     election_master: str = ""
     election_term: int = 0
     election_down: list[str] = Field(default_factory=list)
+    nonce: str = Field("", max_length=64, description="What an arbiter's next ping proves "
+                       "the secret with (an HMAC of it).")
 
 
-class PeerView(BaseModel):
+class PeerView(Finite):
     """What one daemon knows of a peer."""
 
     name: str
@@ -103,7 +112,7 @@ class StatusReply(Wire):
 # --- dispatch ------------------------------------------------------------------------------
 
 
-class CheckSettings(BaseModel):
+class CheckSettings(Finite):
     """Main-file settings a scheduler needs to run its part."""
 
     interval_length: int = 60
@@ -113,7 +122,7 @@ class CheckSettings(BaseModel):
     max_plugins_output_length: int = 8192
 
 
-class SchedulerPart(BaseModel):
+class SchedulerPart(Finite):
     """One scheduler's share of the monitored objects, everything it needs to run them."""
 
     part_id: str
@@ -127,7 +136,7 @@ class SchedulerPart(BaseModel):
     settings: CheckSettings = Field(default_factory=CheckSettings)
 
 
-class Topology(BaseModel):
+class Topology(Finite):
     """Where the active daemons are and who owns which host; sent to every daemon."""
 
     schedulers: list[DaemonRef] = Field(default_factory=list)
@@ -178,7 +187,7 @@ class FencedRefusal(Wire):
 # --- checks --------------------------------------------------------------------------------
 
 
-class PerfDatum(BaseModel):
+class PerfDatum(Finite):
     """One `label=value[UOM];[warn];[crit];[min];[max]` item of plugin performance data."""
 
     label: str
@@ -259,7 +268,7 @@ class ResultAck(Wire):
 # --- storage -------------------------------------------------------------------------------
 
 
-class StateRow(BaseModel):
+class StateRow(Finite):
     """The current state of one host (service "") or service: what a scheduler resumes from."""
 
     host: str
@@ -284,7 +293,7 @@ class StateRow(BaseModel):
                               "the newer row wins when a scheduler takes a part back.")
 
 
-class Downtime(BaseModel):
+class Downtime(Finite):
     downtime_id: str
     host: str
     service: str = ""
@@ -296,7 +305,7 @@ class Downtime(BaseModel):
     comment: str = ""
 
 
-class Event(BaseModel):
+class Event(Finite):
     """A state change, an acknowledgement, a downtime: the history of a host or service."""
 
     event_id: str
@@ -338,7 +347,7 @@ class StateAnswer(Wire):
 # --- receiver ------------------------------------------------------------------------------
 
 
-class PassiveResult(BaseModel):
+class PassiveResult(Finite):
     """A passive result as an operator or agent sends it to a receiver."""
 
     model_config = ConfigDict(extra="forbid")
@@ -361,7 +370,7 @@ class CommandLines(Wire):
     commands: list[str] = Field(min_length=1, max_length=10_000)
 
 
-class ExternalCommand(BaseModel):
+class ExternalCommand(Finite):
     """A parsed external command, routed to the scheduler of its host."""
 
     command_id: str
@@ -381,7 +390,11 @@ class SchedulerInbox(Wire):
 
 class InboxAck(Wire):
     taken: list[str]
-    not_mine: list[str] = Field(default_factory=list)
+    not_mine: list[str] = Field(default_factory=list, description="For another scheduler "
+                                "(the receiver's topology is older): sent again later.")
+    invalid: dict[str, str] = Field(default_factory=dict, description="id -> why this "
+                                    "scheduler will never take it (a service its host does "
+                                    "not have): the receiver moves it aside.")
 
 
 class Accepted(Wire):
@@ -391,7 +404,7 @@ class Accepted(Wire):
     ids: list[str]
 
 
-class ErrorBody(BaseModel):
+class ErrorBody(Finite):
     """Every 4xx/5xx body."""
 
     error: str

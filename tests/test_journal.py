@@ -106,3 +106,55 @@ def test_gauges_set_from_integers_render() -> None:
     m.set("ratio", 0.25)
     text = m.render()
     assert "shinha_epoch 7\n" in text and "shinha_ratio 0.25\n" in text
+
+
+def test_a_failed_flush_keeps_nothing_of_its_puts_and_loses_no_done(tmp_path: Path) -> None:
+    """On a full disk every caller whose puts rode on the failed flush is told so, the file is
+    cut back, and the puts are gone from memory; the "done" lines are written later."""
+    from shinha.errors import JournalError
+    from tests.fs import fill, small_tmpfs
+
+    with small_tmpfs(tmp_path / "small", "1m") as root:
+        path = root / "q.jsonl"
+        j = Journal(path)
+        j.open()
+        j.put("old", {"n": 0})
+        asyncio.run(j.sync())
+        filler = fill(root)
+        size = path.stat().st_size
+
+        async def two_requests() -> list[BaseException | None]:
+            j.put("a", {"pad": "x" * 8192})
+            ticket_a = j.ticket()
+            j.put("b", {"pad": "y" * 8192})
+            ticket_b = j.ticket()
+            j.done("old")
+            outcomes = await asyncio.gather(j.commit(ticket_a), j.commit(ticket_b),
+                                            return_exceptions=True)
+            return list(outcomes)
+
+        outcomes = asyncio.run(two_requests())
+        assert all(isinstance(o, JournalError) for o in outcomes), outcomes
+        assert "disk full" in str(outcomes[0])
+        assert path.stat().st_size == size  # cut back: no torn put on disk
+        assert set(j.items) == set() and len(j) == 0  # "old" done, "a" and "b" dropped
+        assert j.failing
+        filler.unlink()
+        j.put("c", {"n": 3})
+        asyncio.run(j.commit(j.ticket()))
+        assert not j.failing
+        j.close()
+        again = Journal(path)
+        assert again.open() == 1 and set(again.items) == {"c"}  # the done of "old" kept
+        again.close()
+
+
+def test_a_put_is_not_forwardable_before_it_is_durable(tmp_path: Path) -> None:
+    j = Journal(tmp_path / "q.jsonl")
+    j.open()
+    j.put("a", {"n": 1})
+    assert "a" not in j.items and len(j) == 1
+    assert j.put("a", {"n": 1}) is False  # a re-sent duplicate while staged
+    asyncio.run(j.sync())
+    assert "a" in j.items
+    j.close()

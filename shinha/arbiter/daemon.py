@@ -25,6 +25,7 @@ from shinha.config.daemons import Arbiter, DaemonLink, Poller, Scheduler
 from shinha.daemon.base import Daemon, DaemonContext, Fenced, daemon_ref, refusal
 from shinha.daemon.peers import PeerLink
 from shinha.errors import PeerError, StaleEpoch
+from shinha.http.auth import ping_proof
 from shinha.http.server import check_secret, json_response, read_model
 from shinha.wire import Dispatch, DispatchReply, Fence, Heartbeat, HeartbeatReply, PingReply
 
@@ -42,6 +43,8 @@ class ArbiterDaemon(Daemon):
         self.links: dict[str, PeerLink] = {}
         self.arbiters: dict[str, PeerLink] = {}
         self.last_ping: dict[str, PingReply] = {}
+        #: The nonce each daemon handed out last: our next ping proves the secret with it.
+        self._ping_nonces: dict[str, str] = {}
         self.plan = Plan()
         self.assignment = Assignment()
         self.leading = False
@@ -339,8 +342,12 @@ class ArbiterDaemon(Daemon):
         return [r for r in replies if r is not None]
 
     async def _ping_peer(self, link: PeerLink) -> PingReply | None:
-        headers = ({"X-Shinha-Arbiter": self.name, "X-Shinha-Epoch": str(self.epoch)}
-                   if self.leading else None)
+        headers: dict[str, str] | None = None
+        nonce = self._ping_nonces.get(link.name, "")
+        if self.leading and nonce:
+            headers = {"X-Shinha-Arbiter": self.name, "X-Shinha-Epoch": str(self.epoch),
+                       "X-Shinha-Proof": ping_proof(self.secret, nonce, self.name,
+                                                    self.epoch, link.name)}
         asked = self.clock.monotonic()
         try:
             reply = await self.client.call(link.ref, "GET", "/ping", None, PingReply,
@@ -349,6 +356,7 @@ class ArbiterDaemon(Daemon):
             link.failure(str(exc))
             return None
         link.success(self.clock.monotonic(), self.clock.time())
+        self._ping_nonces[link.name] = reply.nonce
         self.highest_seen = max(self.highest_seen, reply.epoch)
         if asked < self._dispatched_at.get(link.name, 0.0):
             return reply  # it answered before our dispatch reached it: what it holds is older

@@ -57,7 +57,9 @@ class DaemonLink(ConfigObject):
     manage_sub_realms: bool = Field(True, description="Also serve the realm's sub-realms.")
     manage_arbiters: bool = Field(False, description="Also serve the arbiters' data.")
     use_ssl: bool = Field(False, description="Serve and call over TLS.")
-    hard_ssl_name_check: bool = Field(False, description="Check the peer certificate's name.")
+    hard_ssl_name_check: bool = Field(True, description="With use_ssl 1, check that the "
+                                      "peer certificate names the peer's address (0 turns "
+                                      "the check off: a stolen certificate then passes).")
     passive: bool = Field(False, description="Peers never open connections to it (Shinken); "
                           "accepted for compatibility.")
     master: int = Field(0, ge=0, le=7, description="Pandora master token: 1-7 makes it a "

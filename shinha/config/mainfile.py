@@ -37,6 +37,14 @@ class MainConfig(BaseModel):
                          "certificates (daemons with use_ssl 1).")
     server_cert: str = Field("", description="Certificate a daemon with use_ssl 1 serves.")
     server_key: str = Field("", description="Private key of server_cert.", repr=False)
+    passive_result_max_age: int = Field(
+        7 * 86400, ge=60, description="Seconds: a passive result or external command timed "
+        "further in the past is refused (400) at the receiver (an agent's buffer older than "
+        "this is stale).")
+    passive_result_max_future: int = Field(
+        300, ge=0, description="Seconds: a passive result or command timed further in the "
+        "future is refused (400) at the receiver; a scheduler clamps any result's time to "
+        "now plus this (clock skew), so that no check is pinned in the future.")
 
 
 #: Directives of nagios.cfg (Nagios 4) and shinken.cfg that shinha reads and ignores.

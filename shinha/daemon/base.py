@@ -23,6 +23,7 @@ from shinha.daemon.peers import PeerLink
 from shinha.daemon.state import StateDir
 from shinha.daemon.tasks import TaskRegistry
 from shinha.errors import DaemonError
+from shinha.http.auth import Nonces
 from shinha.http.client import PeerClient
 from shinha.http.server import (
     check_secret,
@@ -107,6 +108,7 @@ class Daemon:
         self.leader_contact: float | None = None
         self._runner: web.AppRunner | None = None
         self.stopping = asyncio.Event()
+        self.nonces = Nonces(ctx.clock)
 
     # --- life cycle -----------------------------------------------------------------------
 
@@ -234,11 +236,13 @@ class Daemon:
     async def _ping(self, request: web.Request) -> web.Response:
         arbiter = request.headers.get("X-Shinha-Arbiter", "")
         if arbiter:
-            # Only an arbiter that proves the secret counts as "the leader was here".
-            header = request.headers.get("Authorization", "")
-            if header == f"Bearer {self.secret}" and self.secret:
-                with contextlib.suppress(ValueError):
-                    self.note_leader(arbiter, int(request.headers.get("X-Shinha-Epoch", "-1")))
+            # Only an arbiter that proves the secret (an HMAC of a nonce we handed out; the
+            # secret itself never rides on a ping) counts as "the leader was here".
+            with contextlib.suppress(ValueError):
+                epoch = int(request.headers.get("X-Shinha-Epoch", "-1"))
+                if self.nonces.verify(self.secret, request.headers.get("X-Shinha-Proof", ""),
+                                      arbiter, epoch, self.name):
+                    self.note_leader(arbiter, epoch)
         fence = self.fence
         seen = (None if self.leader_contact is None
                 else round(self.clock.monotonic() - self.leader_contact, 3))
@@ -250,7 +254,8 @@ class Daemon:
                                        leader_seen_ago=seen, leading=self.leading_now(),
                                        election_master=election[0] if election else "",
                                        election_term=election[1] if election else 0,
-                                       election_down=election[2] if election else []))
+                                       election_down=election[2] if election else [],
+                                       nonce=self.nonces.current()))
 
     def election_state(self) -> tuple[str, int, list[str]] | None:
         """(master, term, down) for roles that hold a master-token election."""

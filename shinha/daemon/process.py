@@ -10,7 +10,9 @@ import signal
 import sys
 from typing import Any
 
+from shinha import redact
 from shinha.config import load_config
+from shinha.config.loader import Config
 from shinha.daemon.base import Daemon, DaemonContext, state_root
 from shinha.errors import ShinhaError
 from shinha.gctune import tune_gc
@@ -51,6 +53,7 @@ def run_daemon(main_file: str, role: str, name: str, log_level: str = "INFO") ->
         log.error("the configuration has errors: %s %s not started", role, name)
         return 2
     config = result.config
+    redact.install(_secrets(config))
     link = config.daemons.get(role, {}).get(name)
     if link is None:
         known = ", ".join(sorted(config.daemons.get(role, {}))) or "none"
@@ -92,6 +95,11 @@ async def _serve(daemon: Daemon) -> int:
     log.info("%s %s: stopping", daemon.role, daemon.name)
     await daemon.stop()
     return 0
+
+
+def _secrets(config: Config) -> list[str]:
+    """What must never reach a log."""
+    return [config.main.cluster_secret]
 
 
 def _loop_exception(loop: asyncio.AbstractEventLoop, context: dict[str, Any]) -> None:

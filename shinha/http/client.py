@@ -29,9 +29,9 @@ class PeerClient:
             self._ssl.check_hostname = check_hostname
 
     async def start(self) -> None:
+        # No default Authorization header: the secret goes only to endpoints that check it.
         self._session = aiohttp.ClientSession(
-            connector=aiohttp.TCPConnector(limit=256, ttl_dns_cache=60),
-            headers={"Authorization": f"Bearer {self.secret}"})
+            connector=aiohttp.TCPConnector(limit=256, ttl_dns_cache=60))
 
     async def close(self) -> None:
         if self._session is not None:
@@ -42,7 +42,9 @@ class PeerClient:
                    body: BaseModel | bytes | None, reply: type[M], timeout: float,
                    headers: dict[str, str] | None = None) -> M:
         """Make one call and validate the reply. A body in bytes is a model's JSON already
-        (a poller assembles its result batches from its workers' JSON)."""
+        (a poller assembles its result batches from its workers' JSON). The cluster secret
+        goes with state-changing calls only (not GET: /ping, /status, /metrics do not check
+        it, and whatever listens on a stopped daemon's port would collect it)."""
         if self._session is None:
             raise PeerUnreachable(peer.name, "client not started")
         data = body if isinstance(body, bytes) or body is None else body.model_dump_json().encode()
@@ -52,6 +54,8 @@ class PeerClient:
             async with self._session.request(
                 method, peer.url + path, data=data, ssl=ctx,
                 headers={**({"Content-Type": "application/json"} if data is not None else {}),
+                         **({"Authorization": f"Bearer {self.secret}"}
+                            if method != "GET" else {}),
                          **(headers or {})},
                 timeout=aiohttp.ClientTimeout(total=timeout),
             ) as resp:

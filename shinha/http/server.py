@@ -62,7 +62,9 @@ def check_secret(request: web.Request, secret: str) -> None:
     """Refuse (401) a request that does not carry the cluster secret; constant-time compare."""
     header = request.headers.get("Authorization", "")
     given = header[7:] if header.startswith("Bearer ") else ""
-    if not secret or not hmac.compare_digest(given.encode(), secret.encode()):
+    # Headers arrive decoded with surrogate escapes: a non-UTF-8 one is a 401, not a 500.
+    if not secret or not hmac.compare_digest(given.encode("utf-8", "surrogateescape"),
+                                             secret.encode()):
         raise RequestError(401, "unauthorized", "this endpoint needs the cluster secret "
                            "(Authorization: Bearer …)")
 

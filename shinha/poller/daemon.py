@@ -17,7 +17,7 @@ from shinha.config.daemons import Poller
 from shinha.daemon.base import Daemon, DaemonContext
 from shinha.daemon.election import Election, election_peers
 from shinha.daemon.journal import Journal, RawJSON
-from shinha.errors import PeerError
+from shinha.errors import JournalError, PeerError
 from shinha.poller.executor import Executor
 from shinha.wire import (
     SCHEMA_VERSION,
@@ -226,7 +226,13 @@ class PollerDaemon(Daemon):
 
     async def _sync_journal(self) -> None:
         synced, self.unsynced = self.unsynced, []
-        await self.journal.sync()
+        try:
+            await self.journal.sync()
+        except JournalError:
+            # Logged once by the journal. The results are still sent from memory; only a
+            # crash of this poller before their acknowledgement would lose them (their
+            # checks are then orphans the scheduler re-queues).
+            return
         if synced:
             # From here on these results survive a crash of this poller: the audit trail the
             # "nothing lost" tests compare with the data tier.

@@ -13,6 +13,7 @@ or `=` (`''` inside quotes is one quote). A bad item is skipped, never fatal.
 
 from __future__ import annotations
 
+import math
 import re
 
 from shinha.wire import PerfDatum
@@ -119,6 +120,8 @@ def _datum(label: str, spec: str) -> PerfDatum | None:
         if match is None:
             return None
         value = _number(match.group())
+        if value is None:
+            return None  # 1e999: not a value the wire can carry
         uom = head[match.end():]
     extra = [*fields[1:5], "", "", "", ""]
     return PerfDatum(label=label, value=value, uom=uom, warn=extra[0].strip(),
@@ -126,9 +129,10 @@ def _datum(label: str, spec: str) -> PerfDatum | None:
                      max=_optional_number(extra[3]))
 
 
-def _number(text: str) -> float:
+def _number(text: str) -> float | None:
     # Some plugins print a decimal comma (their locale): read it as a point.
-    return float(text.replace(",", "."))
+    value = float(text.replace(",", "."))
+    return value if math.isfinite(value) else None
 
 
 def _optional_number(text: str) -> float | None:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 import re
 import uuid
 from dataclasses import dataclass
@@ -49,6 +50,23 @@ _NUMERIC = {
 }
 
 
+#: Largest number a command field may carry (about the year 5138 as a timestamp).
+MAX_NUMBER = 1e11
+
+
+def _number(text: str, what: str, field: str) -> float:
+    """A finite number of sane size, or a 400 naming the field."""
+    try:
+        value = float(text)
+    except ValueError:
+        raise RequestError(400, "invalid", f"{what} must be a number, got {text[:40]!r}",
+                           field) from None
+    if not math.isfinite(value) or abs(value) > MAX_NUMBER:
+        raise RequestError(400, "invalid", f"{what} must be a finite number below "
+                           f"{MAX_NUMBER:.0e}, got {text[:40]!r}", field)
+    return value
+
+
 def parse_command(line: str, field: str, now: float, max_output: int = 8192
                   ) -> CheckResult | ExternalCommand:
     """Parse one line into a passive result or a command; a bad line is a 400 at `field`."""
@@ -70,13 +88,9 @@ def parse_command(line: str, field: str, now: float, max_output: int = 8192
     service = parts[1].strip() if spec.service else ""
     args = parts[(1 if spec.target else 0) + (1 if spec.service else 0):]
     for index in _NUMERIC.get(name, ()):
-        try:
-            float(args[index])
-        except ValueError:
-            position = want - len(args) + index + 1
-            raise RequestError(400, "invalid", f"{field}: {name} field {position} must be a "
-                               f"number, got {args[index]!r}", field) from None
-    when = float(stamp) if stamp else now
+        position = want - len(args) + index + 1
+        _number(args[index], f"{field}: {name} field {position}", field)
+    when = _number(stamp, f"{field}: the timestamp", field) if stamp else now
     if name.startswith("PROCESS_"):
         code = int(float(args[0]))
         if not 0 <= code <= 3:

@@ -88,6 +88,7 @@ class SchedulerDaemon(Daemon):
         self.results_total = 0
         #: job id -> (poller instance it was handed to)
         self.handed_to: dict[str, str] = {}
+        self.max_future = float(ctx.config.main.passive_result_max_future)
 
     # --- routes and loops -------------------------------------------------------------------
 
@@ -142,7 +143,12 @@ class SchedulerDaemon(Daemon):
     # --- dispatch -----------------------------------------------------------------------------
 
     async def apply_dispatch(self, dispatch: Dispatch) -> bool:
+        standins_before = set(self.topology.poller_standins)
         topology_changed = await super().apply_dispatch(dispatch)
+        for dead in sorted(set(self.topology.poller_standins) - standins_before):
+            # The arbiter declared this poller dead and a spare pulls its checks now: what
+            # it held will never come back, re-queue it at once (not at its orphan deadline).
+            self._requeue_held_by(dead)
         part = dispatch.part
         if part is None:
             if self.part is not None:
@@ -312,6 +318,13 @@ class SchedulerDaemon(Daemon):
         if event is not None:
             event.set()
 
+    def _requeue_held_by(self, poller: str) -> None:
+        """Re-queue every check handed to `poller` (any of its instances)."""
+        instance = self.poller_instances.get(poller)
+        if instance:
+            self._orphan_instance(poller, instance)
+        self.covered.add(poller)
+
     def _orphan_instance(self, poller: str, instance: str) -> None:
         """A poller restarted: what its previous instance held will never come back."""
         now = self.clock.monotonic()
@@ -420,10 +433,7 @@ class SchedulerDaemon(Daemon):
                 if owner not in self.covered:
                     # What the silent poller was handed before it fell silent will not come
                     # back: re-queue it now rather than at its orphan deadline.
-                    self.covered.add(owner)
-                    instance = self.poller_instances.get(owner)
-                    if instance:
-                        self._orphan_instance(owner, instance)
+                    self._requeue_held_by(owner)
         return out
 
     def _take_from(self, queue: deque[CheckItem], pull: PullRequest,
@@ -527,7 +537,13 @@ class SchedulerDaemon(Daemon):
             if state == 1 and item.parents and all(
                     self.items.get((p, ""), item).state.state in (1, 2) for p in item.parents):
                 state = 2
-        events = item.state.apply(state, result.finished or wall, result.output,
+        # A result timed in the future (a sender's clock ahead, a bad passive time) would pin
+        # the check there: no later result nor the stale sweep could move it.
+        when = min(result.finished or wall, wall + self.max_future)
+        if when != result.finished:
+            result = result.model_copy(update={"finished": when,
+                                               "started": min(result.started or when, when)})
+        events = item.state.apply(state, when, result.output,
                                   result.long_output, result.perfdata, result.result_id)
         for event in events:
             if event.kind == "state":
@@ -561,16 +577,22 @@ class SchedulerDaemon(Daemon):
         if self.part is not None and not self.loaded.is_set():
             return json_response(InboxAck(taken=[]))  # the receiver keeps them and retries
         not_mine: list[str] = []
+        invalid: dict[str, str] = {}
         ack = await self._take_results([r for r in inbox.results
                                         if (r.host, r.service) in self.items])
-        not_mine += [r.result_id for r in inbox.results if (r.host, r.service) not in self.items]
+        for r in inbox.results:
+            if (r.host, r.service) not in self.items:
+                self._not_taken(r.result_id, r.host, r.service, not_mine, invalid)
         taken = list(ack.acked)
         futures: dict[str, asyncio.Future[None]] = {}
         wall = self.clock.time()
         for cmd in inbox.commands:
             outcome = apply_command(cmd, self.items, wall)
             if outcome is None:
-                not_mine.append(cmd.command_id)
+                if cmd.host:
+                    self._not_taken(cmd.command_id, cmd.host, cmd.service, not_mine, invalid)
+                else:
+                    not_mine.append(cmd.command_id)  # a downtime id another scheduler holds
                 continue
             for item in outcome.force:
                 self.timetable.schedule(item, self.clock.monotonic())
@@ -580,6 +602,18 @@ class SchedulerDaemon(Daemon):
         if futures:
             await asyncio.wait(list(futures.values()), timeout=DURABLE_WAIT)
         taken += [cid for cid, f in futures.items() if f.done()]
-        return json_response(InboxAck(taken=taken, not_mine=not_mine))
+        return json_response(InboxAck(taken=taken, not_mine=not_mine, invalid=invalid))
+
+    def _not_taken(self, key: str, host: str, service: str, not_mine: list[str],
+                   invalid: dict[str, str]) -> None:
+        """Sort an item this scheduler did not take: another scheduler's (the receiver's
+        topology is older than ours), or one nobody will ever take."""
+        if (host, "") in self.items:
+            invalid[key] = (f"service {service!r} is not configured on host {host!r}"
+                            if service else f"host {host!r} takes no such command")
+        elif host not in self.config.hosts and host not in self.topology.host_owner:
+            invalid[key] = f"host {host!r} is not in the configuration"
+        else:
+            not_mine.append(key)
 
 

@@ -1,0 +1,75 @@
+"""What a receiver accepts at its door: everything the next hop would refuse is a 400 here,
+naming the item and the field (a configured host *and* service, a time within a sane window of
+now), so that nothing it answers 202 for can be refused later."""
+
+from __future__ import annotations
+
+import uuid
+from dataclasses import dataclass
+
+from shinha.config.loader import Config
+from shinha.errors import RequestError
+from shinha.poller.perfdata import parse_output
+from shinha.wire import CheckResult, ExternalCommand, PassiveResult
+
+
+@dataclass(frozen=True)
+class Window:
+    """The times a passive result or command may carry, around now."""
+
+    max_age: float
+    max_future: float
+
+    def check(self, when: float, now: float, field: str) -> None:
+        if when > now + self.max_future:
+            raise RequestError(400, "invalid", f"{field}: time {when:.0f} is more than "
+                               f"{self.max_future:.0f} s in the future (passive_result_max_"
+                               "future); check the sender's clock", field)
+        if when < now - self.max_age:
+            raise RequestError(400, "invalid", f"{field}: time {when:.0f} is more than "
+                               f"{self.max_age:.0f} s in the past (passive_result_max_age)",
+                               field)
+
+
+class Catalog:
+    """The hosts and services of the configuration this receiver loaded."""
+
+    def __init__(self, config: Config) -> None:
+        self.hosts = frozenset(config.hosts)
+        self.services = frozenset(config.services)
+        self.max_output = config.main.max_plugins_output_length
+        self.window = Window(float(config.main.passive_result_max_age),
+                             float(config.main.passive_result_max_future))
+
+    def check_target(self, host: str, service: str, field: str) -> None:
+        """Refuse a host, or a service of a host, that the configuration does not have."""
+        if host not in self.hosts:
+            raise RequestError(400, "unknown_host", f"{field}: host {host!r} is not in the "
+                               "configuration", field)
+        if service and (host, service) not in self.services:
+            raise RequestError(400, "unknown_service", f"{field}: service {service!r} is not "
+                               f"configured on host {host!r}", field)
+
+    def passive(self, passive: PassiveResult, field: str, now: float) -> CheckResult:
+        """Validate one passive result and make it the result a scheduler takes."""
+        self.check_target(passive.host, passive.service, f"{field}.host")
+        when = now if passive.time is None else passive.time
+        self.window.check(when, now, f"{field}.time")
+        output, long_output, perfdata = parse_output(
+            passive.output + (f"|{passive.perfdata}" if passive.perfdata else ""),
+            self.max_output)
+        return CheckResult(result_id=passive.result_id or uuid.uuid4().hex,
+                           host=passive.host, service=passive.service,
+                           return_code=passive.return_code, output=output,
+                           long_output=passive.long_output or long_output,
+                           perfdata=perfdata, started=when, finished=when, passive=True)
+
+    def command(self, item: CheckResult | ExternalCommand, field: str, now: float) -> None:
+        """Validate a parsed command line's target and time."""
+        if isinstance(item, CheckResult):
+            self.check_target(item.host, item.service, field)
+            self.window.check(item.finished, now, field)
+            return
+        if item.host:
+            self.check_target(item.host, item.service, field)
+        self.window.check(item.entry_time, now, field)
