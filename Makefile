@@ -6,9 +6,9 @@ STAMP  := $(VENV)/.installed
 SUDO   := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 
 # Debian packages the tests use: real Nagios plugins (and nagios4 for the bench comparison).
-DEB_PACKAGES := monitoring-plugins-basic nagios4-core iproute2
+DEB_PACKAGES := monitoring-plugins-basic nagios4-core iproute2 mariadb-server mariadb-backup mariadb-client
 
-.PHONY: run test lint bench deps deps-run venv clean docs
+.PHONY: run test lint bench deps deps-run venv clean docs chaos
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -40,6 +40,11 @@ run: $(STAMP) deps-run
 
 test: $(STAMP) deps
 	$(PY) -m pytest -q
+
+# The long chaos form: every fault several times under load, a few minutes; prints the report
+# (one JSON line) that docs/high-availability.md quotes. SHINHA_CHAOS_SEED=N replays a run.
+chaos: $(STAMP) deps
+	SHINHA_CHAOS=long $(PY) -m pytest -q -s -m chaos tests/test_chaos.py
 
 lint: $(STAMP)
 	$(VENV)/bin/ruff check shinha tests bench

@@ -6,7 +6,7 @@ a request whose body does not validate gets a 400 naming the field at fault.
 
 from __future__ import annotations
 
-from typing import Literal
+from typing import Annotated, Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
@@ -14,6 +14,10 @@ from shinha.config.objects import Command, Host, Service
 from shinha.config.timeperiod import Timeperiod
 
 SCHEMA_VERSION = 1
+#: Every integer on the wire fits a database's BIGINT (a 400-digit one is a 400, not a 500).
+Int64 = Annotated[int, Field(ge=-(2**63), le=2**63 - 1)]
+#: Epochs are counters: this bound keeps a forged one from breaking arithmetic and metrics.
+MAX_EPOCH = 2**53
 Role = Literal["arbiter", "scheduler", "poller", "dataserver", "receiver"]
 ROLES: tuple[Role, ...] = ("arbiter", "scheduler", "poller", "dataserver", "receiver")
 
@@ -38,9 +42,9 @@ class Fence(Finite):
 
     model_config = ConfigDict(extra="forbid")
 
-    epoch: int = Field(ge=0)
-    arbiter: str
-    config_hash: str
+    epoch: int = Field(ge=0, le=MAX_EPOCH)
+    arbiter: str = Field(max_length=255)
+    config_hash: str = Field(max_length=128)
 
 
 class DaemonRef(Finite):
@@ -51,7 +55,7 @@ class DaemonRef(Finite):
     name: str
     role: Role
     address: str
-    port: int
+    port: Int64
     use_ssl: bool = False
     spare: bool = False
     realm: str = ""
@@ -68,7 +72,7 @@ class DaemonRef(Finite):
 class PingReply(Wire):
     role: Role
     name: str
-    epoch: int
+    epoch: Int64
     config_hash: str = ""
     part_hash: str = ""
     topology_hash: str = ""
@@ -77,8 +81,10 @@ class PingReply(Wire):
                                           "last authenticated call.")
     leading: bool = Field(False, description="Arbiters: whether it dispatches now.")
     election_master: str = ""
-    election_term: int = 0
+    election_term: Int64 = 0
     election_down: list[str] = Field(default_factory=list)
+    db_epoch: int = Field(0, ge=0, le=MAX_EPOCH, description="Data-servers: the database epoch they "
+                          "write under (a new leading arbiter starts above it).")
     nonce: str = Field("", max_length=64, description="What an arbiter's next ping proves "
                        "the secret with (an HMAC of it).")
 
@@ -90,7 +96,7 @@ class PeerView(Finite):
     role: Role
     address: str
     alive: bool
-    attempts: int = 0
+    attempts: Int64 = 0
     last_contact: float | None = Field(None, description="Wall time of the last answer.")
 
 
@@ -98,11 +104,11 @@ class StatusReply(Wire):
     role: Role
     name: str
     version: str
-    pid: int
+    pid: Int64
     started_at: float
     active: bool = Field(description="Working (a master, or a spare in use) rather than idle.")
     spare: bool
-    epoch: int
+    epoch: Int64
     config_hash: str
     part_hash: str = ""
     peers: list[PeerView] = Field(default_factory=list)
@@ -115,11 +121,11 @@ class StatusReply(Wire):
 class CheckSettings(Finite):
     """Main-file settings a scheduler needs to run its part."""
 
-    interval_length: int = 60
-    service_check_timeout: int = 60
-    host_check_timeout: int = 30
+    interval_length: Int64 = 60
+    service_check_timeout: Int64 = 60
+    host_check_timeout: Int64 = 30
     service_check_timeout_state: Literal["c", "u", "w", "o"] = "c"
-    max_plugins_output_length: int = 8192
+    max_plugins_output_length: Int64 = 8192
 
 
 class SchedulerPart(Finite):
@@ -136,6 +142,20 @@ class SchedulerPart(Finite):
     settings: CheckSettings = Field(default_factory=CheckSettings)
 
 
+class DatabaseTopology(Finite):
+    """The replicated data tier as the leading arbiter publishes it: data-servers write only
+    to `primary`, under `epoch` (also written in the database: a writer holding an older
+    one cannot commit there)."""
+
+    epoch: int = Field(0, ge=0, le=MAX_EPOCH)
+    primary: str = Field("", description="host:port of the node to write to; empty: none "
+                         "(writes wait, schedulers keep their outboxes).")
+    replicas: list[str] = Field(default_factory=list)
+    diverged: list[str] = Field(default_factory=list, description="Nodes with transactions "
+                                "the primary lacks: shown, never used.")
+    unprotected: bool = Field(False, description="Semi-sync fell back to asynchronous.")
+
+
 class Topology(Finite):
     """Where the active daemons are and who owns which host; sent to every daemon."""
 
@@ -146,6 +166,8 @@ class Topology(Finite):
     host_owner: dict[str, str] = Field(default_factory=dict, description="host -> scheduler")
     poller_standins: dict[str, str] = Field(default_factory=dict, description="dead poller -> "
                                             "the spare that pulls its checks")
+    database: DatabaseTopology | None = Field(None, description="The MariaDB tier, when the "
+                                              "data-servers use one.")
 
 
 class Dispatch(Wire):
@@ -159,7 +181,7 @@ class Dispatch(Wire):
 class DispatchReply(Wire):
     accepted: bool
     reconfigured: bool = Field(description="False when the daemon already held this part.")
-    epoch: int
+    epoch: Int64
     part_hash: str = ""
     topology_hash: str = ""
 
@@ -171,7 +193,7 @@ class Heartbeat(Wire):
 
 
 class HeartbeatReply(Wire):
-    epoch: int
+    epoch: Int64
     leading: bool
     config_hash: str
 
@@ -180,7 +202,7 @@ class FencedRefusal(Wire):
     """409: the request came from an epoch lower than the one this daemon holds."""
 
     error: Literal["stale_epoch"] = "stale_epoch"
-    epoch: int
+    epoch: Int64
     message: str
 
 
@@ -275,10 +297,10 @@ class StateRow(Finite):
     service: str = ""
     state: int = Field(0, ge=0, le=4, description="0-3; 4 = PENDING (never checked)")
     state_type: Literal["SOFT", "HARD"] = "HARD"
-    attempt: int = 1
+    attempt: Int64 = 1
     last_check: float = 0.0
     last_state_change: float = 0.0
-    last_hard_state: int = 0
+    last_hard_state: Int64 = 0
     last_hard_state_change: float = 0.0
     output: str = ""
     long_output: str = ""
@@ -314,16 +336,16 @@ class Event(Finite):
     service: str = ""
     kind: Literal["state", "ack", "unack", "downtime_start", "downtime_end", "downtime_add",
                   "downtime_remove", "command"]
-    state: int | None = None
+    state: Int64 | None = None
     state_type: str = ""
-    attempt: int = 0
+    attempt: Int64 = 0
     output: str = ""
     detail: str = ""
 
 
 class IngestBatch(Wire):
     scheduler: str
-    epoch: int = 0
+    epoch: int = Field(0, ge=0, le=MAX_EPOCH)
     results: list[CheckResult] = Field(default_factory=list, max_length=50_000)
     states: list[StateRow] = Field(default_factory=list, max_length=50_000)
     events: list[Event] = Field(default_factory=list, max_length=50_000)
@@ -331,9 +353,9 @@ class IngestBatch(Wire):
 
 class IngestReply(Wire):
     accepted: list[str]
-    stored_new: int
-    only_bumped: int
-    duplicates: int
+    stored_new: Int64
+    only_bumped: Int64
+    duplicates: Int64
 
 
 class StateQuery(Wire):
@@ -388,6 +410,18 @@ class SchedulerInbox(Wire):
     commands: list[ExternalCommand] = Field(default_factory=list, max_length=10_000)
 
 
+class DatabaseReachQuery(Wire):
+    """Arbiter → data-server before a database failover: can you reach this node?"""
+
+    node: str = Field(min_length=3, max_length=300)
+
+
+class DatabaseReach(Wire):
+    node: str
+    reachable: bool
+    error: str = ""
+
+
 class InboxAck(Wire):
     taken: list[str]
     not_mine: list[str] = Field(default_factory=list, description="For another scheduler "
@@ -400,7 +434,7 @@ class InboxAck(Wire):
 class Accepted(Wire):
     """202: the receiver holds these (queued until their scheduler takes them)."""
 
-    accepted: int
+    accepted: Int64
     ids: list[str]
 
 

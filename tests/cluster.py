@@ -142,10 +142,14 @@ class Cluster:
 
     def start_all(self) -> None:
         order = ("dataserver", "scheduler", "poller", "receiver", "arbiter")
-        for role in order:
-            for name, d in self.daemons.items():
-                if d.role == role:
-                    self.start(name)
+        try:
+            for role in order:
+                for name, d in self.daemons.items():
+                    if d.role == role:
+                        self.start(name)
+        except BaseException:
+            self.stop_all()  # a daemon that cannot start leaves none of the others behind
+            raise
 
     def log(self, name: str) -> str:
         d = self.daemons[name]

@@ -68,10 +68,13 @@ def cluster(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Cluster]:
     c.objects = OBJECTS
     c.write()
     c.start_all()
-    c.wait(lambda: (v := c.get("arbiter-1", "/cluster"))["leading"] and all(
-        d["in_sync"] for d in v["daemons"] if d["role"] != "arbiter"), 30, "cluster in sync")
-    yield c
-    c.stop_all()
+    try:
+        c.wait(lambda: (v := c.get("arbiter-1", "/cluster"))["leading"] and all(
+            d["in_sync"] for d in v["daemons"] if d["role"] != "arbiter"), 30,
+            "cluster in sync")
+        yield c
+    finally:
+        c.stop_all()
 
 
 def _send(c: Cluster, results: list[dict[str, object]]) -> tuple[int, Any]:

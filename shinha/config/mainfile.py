@@ -37,6 +37,23 @@ class MainConfig(BaseModel):
                          "certificates (daemons with use_ssl 1).")
     server_cert: str = Field("", description="Certificate a daemon with use_ssl 1 serves.")
     server_key: str = Field("", description="Private key of server_cert.", repr=False)
+    http_header_timeout: float = Field(
+        10.0, gt=0, description="Seconds a client has to send a request's headers, from the "
+        "moment it connects (after a TLS handshake, which has as long) or sends the first "
+        "byte of its next request; then the daemon closes the connection.")
+    http_idle_timeout: float = Field(
+        60.0, ge=1, description="Seconds a keep-alive connection may stay idle between two "
+        "requests before the daemon closes it (keep it above the 15 s after which shinha's own "
+        "clients drop their idle connections). A request in progress is never idle.")
+    http_body_timeout: float = Field(
+        30.0, gt=0, description="Seconds a request's body may stop arriving (no byte while it "
+        "is incomplete) before the daemon closes the connection.")
+    http_max_connections: int = Field(
+        8192, ge=16, description="Most client connections a daemon holds at once; lowered to "
+        "what its open-file limit allows, less a quarter of it (at most 4096) for everything "
+        "else. At the cap a new connection closes the oldest one that has not completed a "
+        "request, else the one idle longest; it is refused only when every connection has a "
+        "request in progress.")
     passive_result_max_age: int = Field(
         7 * 86400, ge=60, description="Seconds: a passive result or external command timed "
         "further in the past is refused (400) at the receiver (an agent's buffer older than "

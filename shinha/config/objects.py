@@ -18,7 +18,8 @@ Names = tuple[str, ...]
 class ConfigObject(BaseModel):
     """Base of every configuration object: knows its object type and where it was defined."""
 
-    model_config = ConfigDict(extra="forbid", frozen=False, validate_default=False)
+    model_config = ConfigDict(extra="forbid", frozen=False, validate_default=False,
+                              allow_inf_nan=False)
 
     object_type: ClassVar[str] = ""
     #: The property that names an object of this type (host_name, command_name, …).

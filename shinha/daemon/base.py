@@ -25,6 +25,7 @@ from shinha.daemon.tasks import TaskRegistry
 from shinha.errors import DaemonError
 from shinha.http.auth import Nonces
 from shinha.http.client import PeerClient
+from shinha.http.limits import ConnectionGuard, ConnectionLimits
 from shinha.http.server import (
     check_secret,
     json_response,
@@ -122,7 +123,9 @@ class Daemon:
         await self.client.start()
         await self.on_prepare()
         app = self.build_app()
-        self._runner = web.AppRunner(app, access_log=None, handle_signals=False)
+        # Header, body and idle timeouts, a cap on connections, malformed HTTP logged briefly.
+        guard = ConnectionGuard(ConnectionLimits.of(self.config.main), self.metrics)
+        self._runner = guard.runner(app)
         await self._runner.setup()
         ssl_ctx = None
         if self.link.use_ssl:
@@ -132,8 +135,8 @@ class Daemon:
                                   "sets no server_cert/server_key")
             ssl_ctx = server_ssl_context(_abs(self.config, main.server_cert),
                                          _abs(self.config, main.server_key))
-        site = web.TCPSite(self._runner, self.link.address, self.link.listen_port,
-                           ssl_context=ssl_ctx, reuse_address=True)
+        site = guard.site(self._runner, self.link.address, self.link.listen_port,
+                          ssl_context=ssl_ctx)
         try:
             await site.start()
         except OSError as exc:

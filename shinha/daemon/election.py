@@ -22,7 +22,7 @@ from shinha.daemon.base import daemon_ref
 from shinha.errors import PeerError
 from shinha.http.client import PeerClient
 from shinha.http.server import check_secret, json_response, read_model
-from shinha.wire import Wire
+from shinha.wire import MAX_EPOCH, Wire
 
 log = logging.getLogger(__name__)
 
@@ -33,7 +33,7 @@ class ElectionBeat(Wire):
     name: str
     token: int = Field(ge=0, le=7)
     master: str = ""
-    term: int = Field(0, ge=0)
+    term: int = Field(0, ge=0, le=MAX_EPOCH)
 
 
 class ElectionView(Wire):

@@ -9,6 +9,8 @@ from collections.abc import Awaitable, Callable
 from typing import TypeVar
 
 from aiohttp import web
+from aiohttp.http_exceptions import BadHttpMessage
+from aiohttp.web_protocol import RequestPayloadError
 from pydantic import BaseModel, ValidationError
 
 from shinha.errors import RequestError
@@ -44,10 +46,20 @@ async def read_model(request: web.Request, model: type[M], max_bytes: int = MAX_
                            f"most {max_bytes} accepted here")
     # StreamReader.read(n) returns what has arrived so far, not n bytes: read to the end.
     body = bytearray()
-    while chunk := await request.content.read(1 << 20):
-        body += chunk
-        if len(body) > max_bytes:
-            raise RequestError(413, "too_large", f"body over {max_bytes} bytes")
+    try:
+        while chunk := await request.content.read(1 << 20):
+            body += chunk
+            if len(body) > max_bytes:
+                raise RequestError(413, "too_large", f"body over {max_bytes} bytes")
+    except (BadHttpMessage, RequestPayloadError) as exc:
+        # A body that does not decode (bad gzip, a broken chunk): the client's fault.
+        raise RequestError(400, "invalid", f"body: cannot be read ({type(exc).__name__})"
+                           ) from None
+    except ConnectionError as exc:
+        # The client left (or was closed for stalling) mid-body: nothing to log, nobody to
+        # answer; the 400 goes nowhere.
+        raise RequestError(400, "client_gone", f"the client left while sending its body "
+                           f"({type(exc).__name__})") from None
     try:
         return model.model_validate_json(body)
     except ValidationError as exc:
