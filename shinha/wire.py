@@ -83,8 +83,8 @@ class PingReply(Wire):
     election_master: str = ""
     election_term: Int64 = 0
     election_down: list[str] = Field(default_factory=list)
-    db_epoch: int = Field(0, ge=0, le=MAX_EPOCH, description="Data-servers: the database epoch they "
-                          "write under (a new leading arbiter starts above it).")
+    db_epoch: int = Field(0, ge=0, le=MAX_EPOCH, description="Data-servers: the database "
+                          "epoch they write under (a new leading arbiter starts above it).")
     nonce: str = Field("", max_length=64, description="What an arbiter's next ping proves "
                        "the secret with (an HMAC of it).")
 
