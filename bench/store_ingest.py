@@ -1,18 +1,24 @@
-"""Benchmark: how fast the data-server's SQLite store ingests check results.
+"""Benchmark: how fast the data-server's stores (SQLite, MariaDB) ingest check results.
 
 Ingests N results over S services in batches of B (as a scheduler pushes them), one batch at a
 time as one scheduler would; a share of them (default half) repeat their service's previous
 state, output and perfdata, so only-new-data bumps them instead of storing a row. The batches
-are built before the clock starts: the numbers are the store's (plan, SQL, one fsync per
-batch), not pydantic's. A ticker on the event loop measures how long the loop was held up,
-which must stay small since every statement runs on the store's own thread.
+are built before the clock starts: the numbers are the store's (plan, SQL, one durable commit
+per batch), not pydantic's. A ticker on the event loop measures how long the loop was held up,
+which must stay small (SQLite runs on the store's own thread, MariaDB over asyncmy).
+
+MariaDB runs on a throw-away `mariadbd` the bench starts itself (bench/_mariadb.py) with
+durable commits (innodb_flush_log_at_trx_commit=1, sync_binlog=1, binary log on), as a shinha
+node runs; `--backend both` (the default) measures both stores on the same batches.
 
     python bench/store_ingest.py                          # 100,000 results, 10,000 services
-    python bench/store_ingest.py --results 20000 --states --dir /tmp/x --keep
+    python bench/store_ingest.py --backend mariadb --results 20000 --states
+    python bench/store_ingest.py --backend sqlite --dir /tmp/x --keep
 
-The last line of output is one JSON document starting with `{"bench": "store_ingest"`; it is
-also appended to bench/out/store_ingest.jsonl. Exits 1 if the counters are not the expected
-ones (every result exactly once, the expected split between new rows and bumps).
+The last line of output is one JSON document starting with `{"bench": "store_ingest"`, with
+one entry per backend under "backends"; it is also appended to bench/out/store_ingest.jsonl.
+Exits 1 if the counters are not the expected ones (every result exactly once, the expected
+split between new rows and bumps), 2 if a backend cannot run.
 """
 
 from __future__ import annotations
@@ -26,13 +32,17 @@ import sys
 import tempfile
 import time
 import uuid
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
 
+import _mariadb
 from _common import append_result, quantile, run_on_uvloop
 
+from shinha.dataserver.mariadb import MariadbStore
 from shinha.dataserver.sqlite import DB_FILENAME, SqliteStore
+from shinha.dataserver.store import Store
+from shinha.db.options import mariadb_options
 from shinha.wire import CheckResult, IngestBatch, PerfDatum, StateRow
 
 TICK = 0.005
@@ -83,11 +93,11 @@ async def ticker(stalls: list[float], stop: asyncio.Event) -> None:
         stalls.append(max(0.0, loop.time() - before - TICK))
 
 
-async def ingest_all(path: Path, batches: list[IngestBatch]) -> dict[str, Any]:
+async def ingest_all(store: Store, batches: list[IngestBatch]) -> dict[str, Any]:
     latencies: list[float] = []
     stalls: list[float] = []
     stop = asyncio.Event()
-    async with SqliteStore(path) as store:
+    async with store:
         tick = asyncio.create_task(ticker(stalls, stop))
         started = time.perf_counter()
         for batch in batches:
@@ -106,8 +116,33 @@ def db_size(directory: Path) -> int:
     return sum(p.stat().st_size for p in directory.glob(DB_FILENAME + "*"))
 
 
+def run_sqlite(directory: Path, batches: list[IngestBatch]) -> tuple[dict[str, Any], int]:
+    run = run_on_uvloop(ingest_all(SqliteStore(directory), batches))
+    return run, db_size(directory)
+
+
+def run_mariadb(directory: Path, batches: list[IngestBatch]) -> tuple[dict[str, Any], int]:
+    server = _mariadb.BenchMariaDB(directory / "mariadb")
+    try:
+        server.start()
+        server.sql("SET GLOBAL read_only = 0")
+        options = mariadb_options("bench", {"ha_hosts": server.node,
+                                            "database": _mariadb.DATABASE,
+                                            "dbuser": _mariadb.USER,
+                                            "dbpass": _mariadb.PASSWORD}, {})
+        run = run_on_uvloop(ingest_all(MariadbStore(options), batches))
+        return run, server.size()
+    finally:
+        server.stop()
+
+
+BACKENDS: dict[str, Callable[[Path, list[IngestBatch]], tuple[dict[str, Any], int]]] = {
+    "sqlite": run_sqlite, "mariadb": run_mariadb}
+
+
 def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0] if __doc__ else None)
+    parser.add_argument("--backend", choices=("sqlite", "mariadb", "both"), default="both")
     parser.add_argument("--results", type=int, default=100_000)
     parser.add_argument("--services", type=int, default=10_000)
     parser.add_argument("--batch", type=int, default=500)
@@ -116,53 +151,31 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
     parser.add_argument("--states", action="store_true",
                         help="send a StateRow with every result too, as a scheduler may")
     parser.add_argument("--seed", type=int, default=1)
-    parser.add_argument("--dir", type=Path, help="where to put the database (default: a "
+    parser.add_argument("--dir", type=Path, help="where to put the databases (default: a "
                         "temporary directory, removed afterwards)")
-    parser.add_argument("--keep", action="store_true", help="keep the database")
+    parser.add_argument("--keep", action="store_true", help="keep the databases")
     return parser.parse_args(argv)
 
 
-def main(argv: Sequence[str] | None = None) -> int:
-    args = parse_args(argv)
-    directory = args.dir.resolve() if args.dir else Path(tempfile.mkdtemp(prefix="shinha-"))
-    directory.mkdir(parents=True, exist_ok=True)
-    if (directory / DB_FILENAME).exists():
-        print(f"{directory / DB_FILENAME} exists: give an empty --dir", file=sys.stderr)
-        return 2
-    try:
-        batches, expect_new = make_batches(args.results, args.services, args.batch,
-                                           args.unchanged, args.states, args.seed)
-        # The prebuilt batches are the bench's, not the store's: keep the collector from
-        # walking them (a full pass over 100,000s of models stops every thread for ~1 s).
-        gc.collect()
-        gc.freeze()
-        run = run_on_uvloop(ingest_all(directory, batches))
-        size = db_size(directory)
-    finally:
-        if not args.keep:
-            shutil.rmtree(directory, ignore_errors=True)
+def report(name: str, args: argparse.Namespace, run: dict[str, Any], size: int,
+           expect_new: int) -> dict[str, Any]:
+    """Print one backend's figures; return its entry of the JSON line."""
     counters: dict[str, int] = run["counters"]
     latencies: list[float] = run["latencies"]
     stalls: list[float] = run["stalls"]
     valid = (counters["results"] == args.results and counters["duplicates"] == 0
              and counters["stored_new"] == expect_new)
     rate = args.results / run["elapsed"]
-    print(f"{args.results:,} results over {args.services:,} services in batches of "
+    print(f"{name}: {args.results:,} results over {args.services:,} services in batches of "
           f"{args.batch}{' with states' if args.states else ''}: {run['elapsed']:.2f} s, "
           f"{rate:,.0f} results/s")
-    print(f"batch latency p50 {quantile(latencies, 0.5) * 1000:.1f} ms, "
+    print(f"{name}: batch latency p50 {quantile(latencies, 0.5) * 1000:.1f} ms, "
           f"p99 {quantile(latencies, 0.99) * 1000:.1f} ms, max {max(latencies) * 1000:.1f} ms")
-    print(f"stored_new {counters['stored_new']:,} (expected {expect_new:,}), only_bumped "
-          f"{counters['only_bumped']:,}, database {size / 2**20:.1f} MiB")
-    print(f"event loop held up: p99 {quantile(stalls, 0.99) * 1000:.1f} ms, "
+    print(f"{name}: stored_new {counters['stored_new']:,} (expected {expect_new:,}), "
+          f"only_bumped {counters['only_bumped']:,}, database {size / 2**20:.1f} MiB")
+    print(f"{name}: event loop held up: p99 {quantile(stalls, 0.99) * 1000:.1f} ms, "
           f"max {max(stalls) * 1000:.1f} ms over {len(stalls)} ticks")
-    record = {
-        "bench": "store_ingest",
-        "results": args.results,
-        "services": args.services,
-        "batch": args.batch,
-        "unchanged": args.unchanged,
-        "states": args.states,
+    return {
         "seconds": round(run["elapsed"], 3),
         "results_per_s": round(rate),
         "batch_p50_ms": round(quantile(latencies, 0.5) * 1000, 2),
@@ -174,8 +187,46 @@ def main(argv: Sequence[str] | None = None) -> int:
         "loop_stall_max_ms": round(max(stalls) * 1000, 2),
         "valid": valid,
     }
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = parse_args(argv)
+    names = ["sqlite", "mariadb"] if args.backend == "both" else [args.backend]
+    if "mariadb" in names and not _mariadb.available():
+        print("mariadb-server is not installed (mariadbd, mariadb-install-db): install it, "
+              "or run --backend sqlite", file=sys.stderr)
+        return 2
+    directory = args.dir.resolve() if args.dir else Path(tempfile.mkdtemp(prefix="shinha-"))
+    directory.mkdir(parents=True, exist_ok=True)
+    if (directory / DB_FILENAME).exists() or (directory / "mariadb").exists():
+        print(f"{directory} holds a database already: give an empty --dir", file=sys.stderr)
+        return 2
+    entries: dict[str, dict[str, Any]] = {}
+    try:
+        batches, expect_new = make_batches(args.results, args.services, args.batch,
+                                           args.unchanged, args.states, args.seed)
+        # The prebuilt batches are the bench's, not the store's: keep the collector from
+        # walking them (a full pass over 100,000s of models stops every thread for ~1 s).
+        gc.collect()
+        gc.freeze()
+        for name in names:
+            run, size = BACKENDS[name](directory, batches)
+            entries[name] = report(name, args, run, size, expect_new)
+    finally:
+        if not args.keep:
+            shutil.rmtree(directory, ignore_errors=True)
+    record = {
+        "bench": "store_ingest",
+        "results": args.results,
+        "services": args.services,
+        "batch": args.batch,
+        "unchanged": args.unchanged,
+        "states": args.states,
+        "backends": entries,
+        "valid": all(e["valid"] for e in entries.values()),
+    }
     append_result(record)
-    return 0 if valid else 1
+    return 0 if record["valid"] else 1
 
 
 if __name__ == "__main__":

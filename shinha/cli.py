@@ -77,6 +77,66 @@ def _ctl(args: argparse.Namespace) -> int:
         return 1
 
 
+def _db(args: argparse.Namespace) -> int:
+    from shinha.db import ctl as db
+    from shinha.errors import ShinhaError
+
+    try:
+        options = db.load_options(args.config, args.module)
+        if args.db_command == "init":
+            return db.run_init(options, args.force, args.bootstrap_user)
+        if args.db_command == "status":
+            return db.run_status(options, args.json)
+        if args.db_command == "promote":
+            return db.run_promote(options, args.node, args.timeout)
+        if args.db_command == "switchover":
+            return db.run_switchover(options, args.node, args.timeout)
+        return db.run_repoint(options, args.node, args.primary, args.timeout)
+    except ShinhaError as exc:
+        print(f"shinha db {args.db_command}: {exc}", file=sys.stderr)
+        return 1
+
+
+def _db_parser(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
+    db = sub.add_parser("db", help="the MariaDB nodes of the data tier: init, status, "
+                        "promote, switchover")
+    db_sub = db.add_subparsers(dest="db_command", required=True)
+
+    def common(p: argparse.ArgumentParser) -> None:
+        p.add_argument("-c", "--config", default=DEFAULT_MAIN,
+                       help=f"main configuration file (default {DEFAULT_MAIN})")
+        p.add_argument("--module", help="the module_type mariadb module (default: the one "
+                       "the data-servers list)")
+        p.set_defaults(func=_db)
+
+    init = db_sub.add_parser("init", help="create accounts, schema and marker on the first "
+                             "node of ha_hosts, clone it to the others, start replication")
+    common(init)
+    init.add_argument("--force", action="store_true", help="overwrite the replicas' data "
+                      "with a clone of the primary (the primary's data is kept)")
+    init.add_argument("--bootstrap-user", help="an account that may create users (e.g. "
+                      "root), when the admin account does not exist yet; its password is "
+                      "read from $SHINHA_DB_BOOTSTRAP_PASSWORD (or asked)")
+    status = db_sub.add_parser("status", help="every node: role, read_only, GTID, lag, "
+                               "replication threads, last error, database epoch")
+    common(status)
+    status.add_argument("--json", action="store_true", help="print one JSON document")
+    promote = db_sub.add_parser("promote", help="promote a replica (the primary is lost)")
+    common(promote)
+    promote.add_argument("node", nargs="?", help="host:port (default: the most advanced "
+                         "replica)")
+    switch = db_sub.add_parser("switchover", help="planned change of primary, nothing lost")
+    common(switch)
+    switch.add_argument("node", help="host:port of the replica to make primary")
+    repoint = db_sub.add_parser("repoint", help="make a node a read-only replica of the "
+                                "primary (a node back from a failure)")
+    common(repoint)
+    repoint.add_argument("node", help="host:port")
+    repoint.add_argument("--primary", help="host:port (default: the writable primary)")
+    for p in (promote, switch, repoint):
+        p.add_argument("--timeout", type=float, default=60.0, help="seconds (default 60)")
+
+
 def build_parser() -> argparse.ArgumentParser:
     """Return the argument parser of the `shinha` command."""
     parser = argparse.ArgumentParser(prog="shinha", description="shinha monitoring cluster")
@@ -126,6 +186,7 @@ def build_parser() -> argparse.ArgumentParser:
                      help="e.g. 'ACKNOWLEDGE_SVC_PROBLEM;web;HTTP;2;0;1;alice;looking'")
     cmd.add_argument("--receiver")
     cmd.set_defaults(func=_ctl)
+    _db_parser(sub)
     return parser
 
 

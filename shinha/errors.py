@@ -47,8 +47,10 @@ class DatabaseFenced(DatabaseError):
     """The database holds a higher database epoch than the writer: a stale writer."""
 
     def __init__(self, node: str, held: int, mine: int) -> None:
+        why = ("a newer primary was published" if held > mine else
+               "this node has not been promoted to that epoch yet")
         super().__init__(node, f"holds database epoch {held}, this writer {mine}: refused "
-                         "(a newer primary was published)")
+                         f"({why})")
         self.held = held
         self.mine = mine
 

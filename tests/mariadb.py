@@ -88,7 +88,7 @@ class MariaDB:
                 "--log-bin=binlog", "--binlog-format=ROW", "--gtid-strict-mode=1",
                 "--log-slave-updates=1", "--read-only=1", "--skip-name-resolve",
                 "--innodb-buffer-pool-size=32M", "--innodb-log-file-size=16M",
-                "--max-connections=200", "--skip-slave-start",
+                "--max-connections=200", "--skip-slave-start", f"--tmpdir={self.datadir.parent}",
                 "--innodb-flush-log-at-trx-commit=1", "--sync-binlog=1", *self.extra]
         self.proc = subprocess.Popen(args, stdout=subprocess.DEVNULL,
                                      stderr=subprocess.DEVNULL, stdin=subprocess.DEVNULL)

@@ -1,15 +1,16 @@
-"""The data-server's SQLite store: idempotency, only-new-data, queries, durability, errors."""
+"""The data-server's store, on both backends (SQLite, and a real MariaDB node): idempotency,
+only-new-data, queries, durability, errors. Tests of one backend's own matters (an SQLite
+file's corruption, its fsync setting) say so in their name."""
 
 from __future__ import annotations
 
 import asyncio
 import os
 import signal
-import sqlite3
 import subprocess
 import sys
 import textwrap
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Iterator
 from pathlib import Path
 from typing import Any, TypeVar
 
@@ -18,18 +19,39 @@ import pytest
 from shinha.clock import ManualClock
 from shinha.dataserver.sqlite import DB_FILENAME, SqliteStore
 from shinha.dataserver.store import Store
+from shinha.db.schema import SHARED_TABLES
 from shinha.errors import StorageError
 from shinha.wire import CheckResult, Downtime, Event, IngestBatch, PerfDatum, StateRow
+from tests import mariadb
+from tests.stores import Backend, MariadbBackend, SqliteBackend, writable_node
 
 ROOT = Path(__file__).resolve().parents[1]
 T = TypeVar("T")
 
 
-def run(fn: Callable[[Store], Awaitable[T]], path: Path) -> T:
-    """Open a store on `path`, run `fn` with it on a fresh event loop, close it."""
+@pytest.fixture(scope="module")
+def mariadb_node(tmp_path_factory: pytest.TempPathFactory) -> Iterator[mariadb.MariaDB]:
+    """One writable mariadbd for the module; each test gets a database of its own on it."""
+    mariadb.require()
+    node = writable_node(tmp_path_factory.mktemp("store-mariadb"), "127.0.0.2", 1)
+    try:
+        yield node
+    finally:
+        node.stop()
+
+
+@pytest.fixture(params=["sqlite", "mariadb"])
+def backend(request: pytest.FixtureRequest, tmp_path: Path) -> Backend:
+    if request.param == "sqlite":
+        return SqliteBackend(tmp_path / "s.db")
+    return MariadbBackend(request.getfixturevalue("mariadb_node"))
+
+
+def run(fn: Callable[[Store], Awaitable[T]], backend: Backend) -> T:
+    """Open the backend's store, run `fn` with it on a fresh event loop, close it."""
 
     async def main() -> T:
-        async with SqliteStore(path) as store:
+        async with backend.store() as store:
             return await fn(store)
 
     return asyncio.run(main())
@@ -54,15 +76,18 @@ def event(eid: str, at: float, kind: str = "state", state: int | None = 2) -> Ev
                                  "state_type": "HARD", "output": f"went {state}"})
 
 
-def result_rows(path: Path) -> int:
-    with sqlite3.connect(path) as conn:
-        return int(conn.execute("SELECT count(*) FROM results").fetchone()[0])
+def result_rows(backend: Backend) -> int:
+    return backend.scalar("SELECT count(*) FROM results")
+
+
+def stored_new(backend: Backend) -> int:
+    return backend.scalar("SELECT value FROM counters WHERE name = 'stored_new'")
 
 
 # --- idempotency and only-new-data -------------------------------------------------------
 
 
-def test_same_batch_twice_is_stored_once(tmp_path: Path) -> None:
+def test_same_batch_twice_is_stored_once(backend: Backend) -> None:
     sent = batch([result("a", service="A"), result("b", service="B"),
                   result("c", service="C")])
 
@@ -75,20 +100,20 @@ def test_same_batch_twice_is_stored_once(tmp_path: Path) -> None:
         assert await store.counters() == {"stored_new": 3, "only_bumped": 0, "duplicates": 3,
                                           "results": 3, "events": 0}
 
-    run(go, tmp_path / "s.db")
-    assert result_rows(tmp_path / "s.db") == 3
+    run(go, backend)
+    assert result_rows(backend) == 3
 
 
-def test_a_result_repeated_inside_one_batch_is_a_duplicate(tmp_path: Path) -> None:
+def test_a_result_repeated_inside_one_batch_is_a_duplicate(backend: Backend) -> None:
     async def go(store: Store) -> None:
         reply = await store.ingest(batch([result("a"), result("a"), result("b", rc=2)]))
         assert reply.accepted == ["result-a", "result-b"]
         assert (reply.stored_new, reply.duplicates) == (2, 1)
 
-    run(go, tmp_path / "s.db")
+    run(go, backend)
 
 
-def test_only_new_data_bumps_unchanged_results_and_stores_changes(tmp_path: Path) -> None:
+def test_only_new_data_bumps_unchanged_results_and_stores_changes(backend: Backend) -> None:
     async def go(store: Store) -> None:
         steps = [result("1", finished=100), result("2", finished=160),
                  result("3", finished=220), result("4", value=1.5, finished=280),
@@ -112,10 +137,10 @@ def test_only_new_data_bumps_unchanged_results_and_stores_changes(tmp_path: Path
         assert await store.counters() == {"stored_new": 4, "only_bumped": 3, "duplicates": 0,
                                           "results": 7, "events": 0}
 
-    run(go, tmp_path / "s.db")
+    run(go, backend)
 
 
-def test_only_new_data_within_one_batch_in_time_order(tmp_path: Path) -> None:
+def test_only_new_data_within_one_batch_in_time_order(backend: Backend) -> None:
     async def go(store: Store) -> None:
         # Sent out of order: compared in the order they happened.
         reply = await store.ingest(batch([result("3", rc=2, finished=300),
@@ -126,11 +151,11 @@ def test_only_new_data_within_one_batch_in_time_order(tmp_path: Path) -> None:
         assert [(i["result_id"], i["hits"], i["last_seen"]) for i in items] == [
             ("result-3", 1, 300), ("result-1", 2, 200)]
 
-    run(go, tmp_path / "s.db")
+    run(go, backend)
 
 
 def test_a_late_result_goes_to_history_without_replacing_the_current_one(
-        tmp_path: Path) -> None:
+        backend: Backend) -> None:
     async def go(store: Store) -> None:
         await store.ingest(batch([result("new", finished=500)]))
         late = await store.ingest(batch([result("old", rc=2, output="BAD", finished=400)]))
@@ -142,7 +167,7 @@ def test_a_late_result_goes_to_history_without_replacing_the_current_one(
         _, items = await store.history("web1", "HTTP", 0, 10)
         assert [i["result_id"] for i in items] == ["result-new", "result-old"]
 
-    run(go, tmp_path / "s.db")
+    run(go, backend)
 
 
 # --- current states ------------------------------------------------------------------------
@@ -163,7 +188,7 @@ def full_state(**changes: Any) -> StateRow:
     return StateRow.model_validate(values)
 
 
-def test_states_round_trip_with_acknowledgements_and_downtimes(tmp_path: Path) -> None:
+def test_states_round_trip_with_acknowledgements_and_downtimes(backend: Backend) -> None:
     sent = [full_state(), full_state(service="", state=0, state_type="HARD",
                                      acknowledged=False, downtimes=[]),
             full_state(host="db1"), StateRow(host="web2")]
@@ -179,11 +204,11 @@ def test_states_round_trip_with_acknowledgements_and_downtimes(tmp_path: Path) -
         await store.ingest(batch(states=[cleared]))
         assert [s for s in await store.states(["web1"]) if s.service] == [cleared]
 
-    run(go, tmp_path / "s.db")
+    run(go, backend)
 
 
 def test_a_result_for_an_unknown_check_creates_its_state_and_the_scheduler_overrides_it(
-        tmp_path: Path) -> None:
+        backend: Backend) -> None:
     async def go(store: Store) -> None:
         await store.ingest(batch([result("a", rc=2, output="BAD", finished=50)]))
         [first] = await store.states(["web1"])
@@ -195,10 +220,34 @@ def test_a_result_for_an_unknown_check_creates_its_state_and_the_scheduler_overr
         assert reply.only_bumped == 1
         assert await store.states(["web1"]) == [soft]
 
-    run(go, tmp_path / "s.db")
+    run(go, backend)
 
 
-def test_paging_and_filters(tmp_path: Path) -> None:
+def test_texts_and_names_round_trip_exactly(backend: Backend) -> None:
+    # Quotes, backslashes, NUL, Ctrl-Z, 4-byte UTF-8; names that differ only by case or a
+    # trailing space are different checks, as they are to Nagios.
+    tricky = "it's \\ \"quoted\" \x00 nul \x1a ctrl-z; DROP TABLE states; -- ✓ 🚀 \\'"
+    hosts = ["Web1", "web1", "web1 ", "wéb1"]
+
+    async def go(store: Store) -> None:
+        sent = [StateRow(host=h, service="HTTP", output=tricky, long_output=tricky * 3,
+                         ack_comment=tricky, last_check=1.5e-7 + i, updated_at=1e9 + 0.125)
+                for i, h in enumerate(hosts)]
+        await store.ingest(batch(states=sent))
+        await store.ingest(batch([result("t", host="web1", service="HTTP", output=tricky,
+                                         value=1e-300, finished=2e9)]))
+        rows = {r.host: r for r in await store.states(hosts)}
+        assert sorted(rows) == sorted(hosts)
+        assert [rows[h] for h in hosts if h != "web1"] == [s for s in sent if s.host != "web1"]
+        bumped = rows["web1"]  # the result is newer: its texts replace the scheduler's
+        assert (bumped.output, bumped.ack_comment, bumped.last_check) == (tricky, tricky, 2e9)
+        [entry] = (await store.history("web1", "HTTP", 0, 10))[1]
+        assert entry["output"] == tricky and entry["perfdata"][0]["value"] == 1e-300
+
+    run(go, backend)
+
+
+def test_paging_and_filters(backend: Backend) -> None:
     hosts = [StateRow(host=f"host{h:02d}", state=1 if h % 4 == 0 else 0) for h in range(10)]
     services = [StateRow(host=f"host{h:02d}", service=f"svc{s}", state=(h + s) % 5)
                 for h in range(10) for s in range(6)]
@@ -224,13 +273,13 @@ def test_paging_and_filters(tmp_path: Path) -> None:
         with pytest.raises(ValueError):
             await store.list_hosts(-1, 10)
 
-    run(go, tmp_path / "s.db")
+    run(go, backend)
 
 
 # --- events and history ----------------------------------------------------------------------
 
 
-def test_events_are_idempotent_and_history_merges_them_newest_first(tmp_path: Path) -> None:
+def test_events_are_idempotent_and_history_merges_them_newest_first(backend: Backend) -> None:
     events = [event("e-crit", 300), event("e-ack", 350, kind="ack", state=None)]
 
     async def go(store: Store) -> None:
@@ -249,12 +298,12 @@ def test_events_are_idempotent_and_history_merges_them_newest_first(tmp_path: Pa
         assert page == items[2:5]
         assert await store.history("web1", "nothing", 0, 10) == (0, [])
 
-    run(go, tmp_path / "s.db")
+    run(go, backend)
 
 
-def test_purge_keeps_the_current_result_and_forgets_old_ids(tmp_path: Path) -> None:
+def test_purge_keeps_the_current_result_and_forgets_old_ids(backend: Backend) -> None:
     async def go() -> None:
-        store = SqliteStore(tmp_path / "s.db", clock=ManualClock(wall=1000.0))
+        store = backend.store(clock=ManualClock(wall=1000.0))
         await store.open()
         await store.ingest(batch([result("1", finished=100), result("2", rc=2, finished=200),
                                   result("3", rc=0, finished=300),
@@ -273,10 +322,10 @@ def test_purge_keeps_the_current_result_and_forgets_old_ids(tmp_path: Path) -> N
     asyncio.run(go())
 
 
-def test_result_ids_expire_after_the_retention_as_new_ones_arrive(tmp_path: Path) -> None:
+def test_result_ids_expire_after_the_retention_as_new_ones_arrive(backend: Backend) -> None:
     async def go() -> None:
         clock = ManualClock(wall=10_000.0)
-        store = SqliteStore(tmp_path / "s.db", clock=clock, id_retention=3600)
+        store = backend.store(clock=clock, id_retention=3600)
         await store.open()
         await store.ingest(batch([result("a", finished=100)]))
         clock.advance(3000)
@@ -294,7 +343,7 @@ def test_result_ids_expire_after_the_retention_as_new_ones_arrive(tmp_path: Path
 # --- concurrency ---------------------------------------------------------------------------
 
 
-def test_concurrent_ingests_land_exactly_once(tmp_path: Path) -> None:
+def test_concurrent_ingests_land_exactly_once(backend: Backend) -> None:
     # 40 senders of 5 batches each; every sender resends 20 ids of its neighbour's.
     def ids_of(sender: int) -> list[int]:
         return list(range(sender * 100, sender * 100 + 100)) + list(
@@ -321,23 +370,20 @@ def test_concurrent_ingests_land_exactly_once(tmp_path: Path) -> None:
         counters = await store.counters()
         assert counters["results"] == 4000 and counters["duplicates"] == 800
 
-    run(go, tmp_path / "s.db")
-    with sqlite3.connect(tmp_path / "s.db") as conn:
-        assert conn.execute("SELECT count(*) FROM seen_results").fetchone()[0] == 4000
-        stored = conn.execute("SELECT value FROM counters WHERE name = 'stored_new'").fetchone()
-        assert result_rows(tmp_path / "s.db") == stored[0]
+    run(go, backend)
+    assert backend.scalar("SELECT count(*) FROM seen_results") == 4000
+    assert result_rows(backend) == stored_new(backend)
 
 
 # --- durability ----------------------------------------------------------------------------
 
 CHILD = textwrap.dedent("""\
     import asyncio, sys
-    from pathlib import Path
-    from shinha.dataserver.sqlite import SqliteStore
+    from tests.stores import open_spec
     from shinha.wire import CheckResult, IngestBatch, StateRow
 
     async def main() -> None:
-        store = SqliteStore(Path(sys.argv[1]))
+        store = open_spec(sys.argv[1])
         await store.open()
         n = 0
         while True:
@@ -356,11 +402,10 @@ CHILD = textwrap.dedent("""\
 """)
 
 
-def test_sigkill_right_after_ingest_loses_nothing_accepted(tmp_path: Path) -> None:
-    path = tmp_path / "s.db"
+def test_sigkill_right_after_ingest_loses_nothing_accepted(backend: Backend) -> None:
     env = {**os.environ, "PYTHONPATH": str(ROOT)}
-    child = subprocess.Popen([sys.executable, "-c", CHILD, str(path)], stdout=subprocess.PIPE,
-                             text=True, env=env, cwd=ROOT)
+    child = subprocess.Popen([sys.executable, "-c", CHILD, backend.spec()],
+                             stdout=subprocess.PIPE, text=True, env=env, cwd=ROOT)
     accepted: list[str] = []
     last = -1
     try:
@@ -392,93 +437,86 @@ def test_sigkill_right_after_ingest_loses_nothing_accepted(tmp_path: Path) -> No
         assert len(rows) == 100 and min(r.last_check for r in rows) >= 1000.0 + last
         assert counters["stored_new"] + counters["only_bumped"] == counters["results"]
 
-    run(go, path)
-    with sqlite3.connect(path) as conn:
-        assert conn.execute("PRAGMA integrity_check").fetchone()[0] == "ok"
-        stored = conn.execute("SELECT value FROM counters WHERE name = 'stored_new'").fetchone()
-    assert result_rows(path) == stored[0]
+    run(go, backend)
+    if isinstance(backend, SqliteBackend):
+        assert backend.sql("PRAGMA integrity_check")[0][0] == "ok"
+    assert result_rows(backend) == stored_new(backend)
 
 
-def test_the_store_fsyncs_each_commit(tmp_path: Path) -> None:
+def test_sqlite_fsyncs_each_commit(tmp_path: Path) -> None:
     async def go(store: Store) -> tuple[Any, ...]:
         assert isinstance(store, SqliteStore)
         # Private on purpose: the durability choice is a per-connection setting.
         return await store._call(lambda c: (c.execute("PRAGMA journal_mode").fetchone()[0],
                                             c.execute("PRAGMA synchronous").fetchone()[0]))
 
-    assert run(go, tmp_path / "s.db") == ("wal", 2)  # 2 = FULL
+    assert run(go, SqliteBackend(tmp_path / "s.db")) == ("wal", 2)  # 2 = FULL
 
 
-def test_counters_survive_a_restart_and_a_directory_gets_the_default_file(
-        tmp_path: Path) -> None:
+def test_counters_survive_a_restart(backend: Backend) -> None:
     async def first(store: Store) -> None:
         await store.ingest(batch([result("a"), result("b")]))
 
     async def second(store: Store) -> dict[str, int]:
         return await store.counters()
 
-    run(first, tmp_path)
+    run(first, backend)
+    assert run(second, backend)["only_bumped"] == 1
+
+
+def test_sqlite_given_a_directory_uses_the_default_file(tmp_path: Path) -> None:
+    async def first(store: Store) -> None:
+        await store.ingest(batch([result("a"), result("b")]))
+
+    run(first, SqliteBackend(tmp_path))
     assert (tmp_path / DB_FILENAME).exists()
-    assert run(second, tmp_path)["only_bumped"] == 1
 
 
 # --- refusals ------------------------------------------------------------------------------
 
 
-def test_a_newer_schema_is_refused(tmp_path: Path) -> None:
-    path = tmp_path / "s.db"
-    run(Store.counters, path)
-    with sqlite3.connect(path) as conn:
-        conn.execute("UPDATE meta SET value = '99' WHERE key = 'schema_version'")
+def test_a_newer_schema_is_refused(backend: Backend) -> None:
+    run(Store.counters, backend)
+    backend.sql("UPDATE meta SET value = '99' WHERE `key` = 'schema_version'")
     with pytest.raises(StorageError, match="schema version 99, newer than the 2"):
-        run(Store.counters, path)
+        run(Store.counters, backend)
 
 
-def test_a_version_1_database_is_migrated_and_keeps_its_rows(tmp_path: Path) -> None:
-    path = tmp_path / "s.db"
-    run(Store.counters, path)
-    with sqlite3.connect(path) as conn:  # make it look like a version-1 file
-        conn.execute("ALTER TABLE states DROP COLUMN updated_at")
-        conn.execute("INSERT INTO states (host, service, state, state_type, attempt, "
-                     "last_check, last_state_change, last_hard_state, last_hard_state_change, "
-                     "output, long_output, perfdata, acknowledged, ack_author, ack_comment, "
-                     "ack_sticky, downtimes, last_result_id) VALUES ('h', 's', 2, 'HARD', 3, "
-                     "1, 1, 2, 1, 'old', '', '[]', 1, 'alice', 'c', 0, '[]', 'r')")
-        conn.execute("UPDATE meta SET value = '1' WHERE key = 'schema_version'")
+def test_a_version_1_database_is_migrated_and_keeps_its_rows(backend: Backend) -> None:
+    run(Store.counters, backend)
+    # Made to look like a version-1 database.
+    backend.sql("ALTER TABLE states DROP COLUMN updated_at")
+    backend.sql("INSERT INTO states (host, service, state, state_type, attempt, "
+                "last_check, last_state_change, last_hard_state, last_hard_state_change, "
+                "output, long_output, perfdata, acknowledged, ack_author, ack_comment, "
+                "ack_sticky, downtimes, last_result_id) VALUES ('h', 's', 2, 'HARD', 3, "
+                "1, 1, 2, 1, 'old', '', '[]', 1, 'alice', 'c', 0, '[]', 'r')")
+    backend.sql("UPDATE meta SET value = '1' WHERE `key` = 'schema_version'")
 
-    async def states() -> list[StateRow]:
-        store = SqliteStore(path)
-        await store.open()
-        try:
-            return await store.states(["h"])
-        finally:
-            await store.close()
+    async def states(store: Store) -> list[StateRow]:
+        return await store.states(["h"])
 
-    rows = asyncio.run(states())
+    rows = run(states, backend)
     assert [(r.output, r.acknowledged, r.updated_at) for r in rows] == [("old", True, 0.0)]
-    with sqlite3.connect(path) as conn:
-        assert conn.execute("SELECT value FROM meta WHERE key = 'schema_version'"
-                            ).fetchone()[0] == "2"
+    assert backend.scalar("SELECT value FROM meta WHERE `key` = 'schema_version'") == 2
 
 
-def test_a_corrupt_file_is_refused(tmp_path: Path) -> None:
+def test_sqlite_refuses_a_corrupt_file(tmp_path: Path) -> None:
     path = tmp_path / "s.db"
     path.write_bytes(b"this is not a database\n" * 400)
     with pytest.raises(StorageError, match="not a shinha data-server database, or it is corrupt"):
-        run(Store.counters, path)
+        run(Store.counters, SqliteBackend(path))
 
 
-def test_a_foreign_sqlite_database_is_refused(tmp_path: Path) -> None:
-    path = tmp_path / "other.db"
-    with sqlite3.connect(path) as conn:
-        conn.execute("CREATE TABLE something (x)")
+def test_a_foreign_database_is_refused(backend: Backend) -> None:
+    backend.sql("CREATE TABLE something (x INTEGER)")
     with pytest.raises(StorageError, match="not a shinha data-server's"):
-        run(Store.counters, path)
+        run(Store.counters, backend)
 
 
-def test_a_closed_store_refuses_calls(tmp_path: Path) -> None:
+def test_a_closed_store_refuses_calls(backend: Backend) -> None:
     async def go() -> None:
-        store = SqliteStore(tmp_path / "s.db")
+        store = backend.store()
         with pytest.raises(StorageError, match="not open"):
             await store.counters()
         await store.open()
@@ -487,3 +525,23 @@ def test_a_closed_store_refuses_calls(tmp_path: Path) -> None:
             await store.ingest(batch([result("a")]))
 
     asyncio.run(go())
+
+
+def test_both_backends_have_the_same_tables_and_columns(tmp_path: Path,
+                                                        mariadb_node: mariadb.MariaDB) -> None:
+    """The schemas are written twice (SQLite's and MariaDB's types differ): they must not
+    drift apart."""
+    lite, maria = SqliteBackend(tmp_path / "s.db"), MariadbBackend(mariadb_node)
+    run(Store.counters, lite)
+    run(Store.counters, maria)
+    for table in SHARED_TABLES:
+        in_sqlite = [r[1] for r in lite.sql(f"PRAGMA table_info({table})")]
+        in_mariadb = [r[0] for r in maria.sql(
+            "SELECT column_name FROM information_schema.columns WHERE table_schema = "
+            f"DATABASE() AND table_name = '{table}' ORDER BY ordinal_position")]
+        assert in_sqlite and in_sqlite == in_mariadb, table
+    indexes = {r[0] for r in lite.sql("SELECT name FROM sqlite_master WHERE type = 'index' "
+                                      "AND name NOT LIKE 'sqlite_%'")}
+    assert indexes <= {r[0] for r in maria.sql(
+        "SELECT DISTINCT index_name FROM information_schema.statistics "
+        "WHERE table_schema = DATABASE()")}

@@ -11,7 +11,7 @@ from shinha.arbiter.partition import Plan
 from shinha.config.daemons import DaemonLink, Poller
 from shinha.config.loader import Config
 from shinha.daemon.base import daemon_ref, topology_hash
-from shinha.wire import SchedulerPart, Topology
+from shinha.wire import DatabaseTopology, SchedulerPart, Topology
 
 log = logging.getLogger(__name__)
 
@@ -33,8 +33,10 @@ def _realm(config: Config, d: DaemonLink) -> str:
     return d.realm or config.default_realm
 
 
-def assign(config: Config, plan: Plan, alive: set[str]) -> Assignment:
-    """Place the plan's parts and the pollers' work on the daemons in `alive` (names)."""
+def assign(config: Config, plan: Plan, alive: set[str],
+           database: DatabaseTopology | None = None) -> Assignment:
+    """Place the plan's parts and the pollers' work on the daemons in `alive` (names); the
+    database tier as the arbiter's database watch publishes it."""
     out = Assignment()
     schedulers = config.daemons.get("scheduler", {})
     spares = sorted(n for n, d in schedulers.items() if d.spare)
@@ -68,7 +70,8 @@ def assign(config: Config, plan: Plan, alive: set[str]) -> Assignment:
         schedulers=[r for r in refs["scheduler"] if r.name in holder_of.values()],
         pollers=refs["poller"],
         dataservers=sorted(refs["dataserver"], key=lambda r: (r.spare, r.name)),
-        receivers=refs["receiver"], host_owner=host_owner, poller_standins=standins)
+        receivers=refs["receiver"], host_owner=host_owner, poller_standins=standins,
+        database=database)
     out.topology_hash = topology_hash(out.topology)
     return out
 

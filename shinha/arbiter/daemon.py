@@ -14,20 +14,33 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from aiohttp import web
 
 from shinha.arbiter.assign import Assignment, assign
 from shinha.arbiter.partition import Plan, plan
-from shinha.arbiter.view import ClusterView, DaemonView
+from shinha.arbiter.view import ClusterView, DaemonView, DatabaseView
 from shinha.config.daemons import Arbiter, DaemonLink, Poller, Scheduler
 from shinha.daemon.base import Daemon, DaemonContext, Fenced, daemon_ref, refusal
 from shinha.daemon.peers import PeerLink
+from shinha.db.options import Node, cluster_database
 from shinha.errors import PeerError, StaleEpoch
 from shinha.http.auth import ping_proof
 from shinha.http.server import check_secret, json_response, read_model
-from shinha.wire import Dispatch, DispatchReply, Fence, Heartbeat, HeartbeatReply, PingReply
+from shinha.wire import (
+    DatabaseReach,
+    DatabaseReachQuery,
+    Dispatch,
+    DispatchReply,
+    Fence,
+    Heartbeat,
+    HeartbeatReply,
+    PingReply,
+)
+
+if TYPE_CHECKING:
+    from shinha.arbiter.dbwatch import DatabaseWatch as DatabaseWatchT
 
 log = logging.getLogger(__name__)
 HEARTBEAT_INTERVAL = 1.0
@@ -62,7 +75,11 @@ class ArbiterDaemon(Daemon):
         # dispatch landed must not make it look behind again.
         self._dispatch_locks: dict[str, asyncio.Lock] = {}
         self._dispatched_at: dict[str, float] = {}
+        #: daemon -> (our topology hash, the hash it reported) of its last dispatch.
+        self._acked_topology: dict[str, tuple[str, str]] = {}
         self._build_links()
+        self.database = cluster_database(ctx.config)
+        self.dbwatch: DatabaseWatchT | None = None
 
     # --- peers --------------------------------------------------------------------------------
 
@@ -129,6 +146,40 @@ class ArbiterDaemon(Daemon):
         self._start_watchers()
         loop = self._spare_loop() if self.link.spare else self._master_loop()
         self.tasks.spawn(loop, "leadership")
+        if self.database is not None:
+            from shinha.arbiter.dbwatch import DatabaseWatch  # asyncmy only when configured
+
+            self.dbwatch = DatabaseWatch(self.name, self.database, self.state, self.clock,
+                                         self._confirm_database_down, self._publish)
+            self.tasks.spawn(self.dbwatch.run(self.leading_now), "database-watch")
+
+    async def _publish(self) -> None:
+        """The database watch changed what it publishes: tell every daemon."""
+        if self.leading_now():
+            self._reassign()
+            await self._dispatch_round()
+
+    async def _confirm_database_down(self, node: Node) -> bool:
+        """Whether no alive data-server reaches `node` either (one that does vetoes the
+        failover; one that does not answer has no say)."""
+        servers = [link for link in self.links.values() if link.ref.role == "dataserver"
+                   and link.alive and link.ever_seen]
+
+        async def ask(link: PeerLink) -> bool | None:
+            try:
+                reply = await self.client.call(link.ref, "POST", "/db/reach",
+                                               DatabaseReachQuery(node=node.name),
+                                               DatabaseReach,
+                                               float(self._definition(link).timeout) + 3.0)
+            except PeerError:
+                return None
+            if reply.reachable:
+                log.warning("arbiter %s: data-server %s still reaches database %s", self.name,
+                            link.name, node.name)
+            return reply.reachable
+
+        answers = await asyncio.gather(*(ask(link) for link in servers))
+        return not any(a is True for a in answers)
 
     def _start_watchers(self) -> None:
         for task in self._watchers:
@@ -310,7 +361,8 @@ class ArbiterDaemon(Daemon):
     def _reassign(self) -> None:
         alive = {name for name, link in self.links.items() if link.alive and link.ever_seen}
         before = self.assignment
-        self.assignment = assign(self.config, self.plan, alive)
+        self.assignment = assign(self.config, self.plan, alive,
+                                 self.dbwatch.topology() if self.dbwatch else None)
         for spare, replaced in self.assignment.standing_in.items():
             if before.standing_in.get(spare) != replaced:
                 log.warning("arbiter %s: %s stands in for dead %s", self.name, spare, replaced)
@@ -357,6 +409,8 @@ class ArbiterDaemon(Daemon):
             return None
         link.success(self.clock.monotonic(), self.clock.time())
         self._ping_nonces[link.name] = reply.nonce
+        if self.dbwatch is not None and reply.role == "dataserver":
+            self.dbwatch.seen_epochs[link.name] = reply.db_epoch
         self.highest_seen = max(self.highest_seen, reply.epoch)
         if asked < self._dispatched_at.get(link.name, 0.0):
             return reply  # it answered before our dispatch reached it: what it holds is older
@@ -371,8 +425,14 @@ class ArbiterDaemon(Daemon):
             return False
         part = self.assignment.parts.get(link.name)
         expected_part = part.part_hash if part else ""
+        # The topology hash the daemon reported when it took this assignment's topology: a
+        # daemon of another version parses it into another model (a field it does not know),
+        # and its own hash of it differs from ours for good — not a reason to dispatch again.
+        acked = self._acked_topology.get(link.name)
+        expected = (acked[1] if acked and acked[0] == self.assignment.topology_hash
+                    else self.assignment.topology_hash)
         return (reply.epoch != self.epoch or reply.config_hash != self.config.config_hash
-                or reply.topology_hash != self.assignment.topology_hash
+                or reply.topology_hash != expected
                 or (link.ref.role == "scheduler" and reply.part_hash != expected_part))
 
     async def _dispatch_round(self) -> None:
@@ -411,6 +471,7 @@ class ArbiterDaemon(Daemon):
                 "part_hash": reply.part_hash, "topology_hash": reply.topology_hash})
         link.epoch = reply.epoch
         link.part_hash = reply.part_hash
+        self._acked_topology[link.name] = (self.assignment.topology_hash, reply.topology_hash)
         self._dispatched_at[link.name] = self.clock.monotonic()
         self.metrics.inc("dispatches_sent_total", help_text="Dispatches sent.",
                          role=link.ref.role, reconfigured=str(reply.reconfigured).lower())
@@ -500,7 +561,10 @@ class ArbiterDaemon(Daemon):
                            spare_config_mismatch=bool(self.owns()["config_mismatch"]),
                            daemons=views, unplaced_hosts=len(self.plan.unplaced_hosts),
                            unowned_checks=len(self.plan.unowned_checks),
-                           problems=self.problems)
+                           problems=self.problems,
+                           database=DatabaseView(
+                               topology=self.dbwatch.topology(),
+                               nodes=self.dbwatch.view()) if self.dbwatch else None)
 
     async def _cluster(self, request: web.Request) -> web.Response:
         return json_response(self.cluster())

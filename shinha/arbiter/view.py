@@ -4,7 +4,8 @@ from __future__ import annotations
 
 from pydantic import BaseModel, Field
 
-from shinha.wire import Wire
+from shinha.db.probe import NodeStatus
+from shinha.wire import DatabaseTopology, Wire
 
 
 class DaemonView(BaseModel):
@@ -30,6 +31,13 @@ class DaemonView(BaseModel):
                           "names, the term, who it sees down.")
 
 
+class DatabaseView(BaseModel):
+    """The MariaDB tier: what the leading arbiter publishes, and every node as probed."""
+
+    topology: DatabaseTopology
+    nodes: list[NodeStatus]
+
+
 class ClusterView(Wire):
     arbiter: str
     epoch: int
@@ -40,3 +48,4 @@ class ClusterView(Wire):
     unplaced_hosts: int
     unowned_checks: int
     problems: list[str]
+    database: DatabaseView | None = None

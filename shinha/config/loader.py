@@ -299,12 +299,25 @@ class _Assembler:
                       "command", commands)
         for module in c.modules.values():
             check(module, "modules", module.modules, "module", c.modules)
+            if module.module_type == "mariadb":
+                self._check_mariadb(module)
         for command in commands.values():
             for macro in used_macros(command.command_line):
                 if macro.startswith("USER") and macro not in c.resources:
                     self.diags.warning(f"command '{command.command_name}' uses ${macro}$, "
                                        "which no resource file defines", command.source_file,
                                        command.source_line, "add it to the resource_file")
+
+    def _check_mariadb(self, module: Module) -> None:
+        """A MariaDB storage module's options, checked at load (file:line), not at start."""
+        from shinha.db.options import DATASERVER_OPTIONS, mariadb_options
+
+        options = {k: v for k, v in module.options.items() if k not in DATASERVER_OPTIONS}
+        try:
+            mariadb_options(module.module_name, options, self.config.resources)
+        except ConfigError as exc:
+            self.diags.error(str(exc), module.source_file, module.source_line,
+                             "see docs/configuration.md, the mariadb storage module")
 
     def daemon_checks(self) -> None:
         c, d = self.config, self.diags

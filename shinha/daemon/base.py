@@ -258,6 +258,7 @@ class Daemon:
                                        election_master=election[0] if election else "",
                                        election_term=election[1] if election else 0,
                                        election_down=election[2] if election else [],
+                                       db_epoch=self.database_epoch(),
                                        nonce=self.nonces.current()))
 
     def election_state(self) -> tuple[str, int, list[str]] | None:
@@ -266,6 +267,10 @@ class Daemon:
 
     def leading_now(self) -> bool:
         return False
+
+    def database_epoch(self) -> int:
+        """Data-servers: the database epoch they write under."""
+        return 0
 
     def status(self) -> StatusReply:
         fence = self.fence

@@ -6,6 +6,7 @@ from __future__ import annotations
 import asyncio
 import importlib
 import logging
+import re
 import signal
 import sys
 from typing import Any
@@ -14,7 +15,8 @@ from shinha import redact
 from shinha.config import load_config
 from shinha.config.loader import Config
 from shinha.daemon.base import Daemon, DaemonContext, state_root
-from shinha.errors import ShinhaError
+from shinha.db.options import mariadb_options
+from shinha.errors import ConfigError, ShinhaError
 from shinha.gctune import tune_gc
 
 log = logging.getLogger("shinha")
@@ -98,8 +100,28 @@ async def _serve(daemon: Daemon) -> int:
 
 
 def _secrets(config: Config) -> list[str]:
-    """What must never reach a log."""
-    return [config.main.cluster_secret]
+    """What must never reach a log: the cluster secret, the database passwords."""
+    secrets = [config.main.cluster_secret]
+    for module in config.modules.values():
+        if module.module_type == "mariadb":
+            secrets += _database_passwords(module.module_name, module.options,
+                                           config.resources)
+    return secrets
+
+
+def _database_passwords(name: str, options: dict[str, str],
+                        resources: dict[str, str]) -> list[str]:
+    try:
+        return mariadb_options(name, options, resources).secrets()
+    except ConfigError:
+        # Invalid options (the data-server says why when it starts): mask every password
+        # as written, and what its $USERn$ macros stand for.
+        found: list[str] = []
+        for key, value in options.items():
+            if key.endswith("pass"):
+                found.append(value)
+                found += [resources.get(m, "") for m in re.findall(r"\$(USER\d+)\$", value)]
+        return found
 
 
 def _loop_exception(loop: asyncio.AbstractEventLoop, context: dict[str, Any]) -> None:

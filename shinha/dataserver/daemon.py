@@ -6,21 +6,40 @@ from __future__ import annotations
 
 import asyncio
 import logging
+from collections.abc import Awaitable
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 from aiohttp import web
+from pydantic import Field
 
+from shinha.config.objects import Module
 from shinha.daemon.base import Daemon, DaemonContext
 from shinha.daemon.election import Election, election_peers
+from shinha.dataserver.mariadb import MariadbStore
 from shinha.dataserver.sqlite import SqliteStore
 from shinha.dataserver.store import Store
-from shinha.errors import RequestError
+from shinha.db.options import DATASERVER_OPTIONS, Node, mariadb_options
+from shinha.db.probe import node_of, probe
+from shinha.errors import RequestError, StorageError
 from shinha.http.server import check_secret, json_response, read_model
-from shinha.wire import Event, IngestBatch, StateAnswer, StateQuery, StateRow, Wire
+from shinha.wire import (
+    DatabaseReach,
+    DatabaseReachQuery,
+    Dispatch,
+    Event,
+    IngestBatch,
+    StateAnswer,
+    StateQuery,
+    StateRow,
+    Wire,
+)
 
 log = logging.getLogger(__name__)
+T = TypeVar("T")
 MAX_PAGE = 1000
+#: Storage modules a data-server may list (the first one listed is used).
+STORAGE_TYPES = ("sqlite", "mariadb")
 
 
 class StatePage(Wire):
@@ -28,6 +47,9 @@ class StatePage(Wire):
     offset: int
     limit: int
     items: list[StateRow]
+    served_by: str = Field("", description="The database node that answered (MariaDB).")
+    lag: float | None = Field(None, description="?consistency=replica: the replica's lag "
+                              "behind the primary, seconds.")
 
 
 class HistoryPage(Wire):
@@ -35,6 +57,8 @@ class HistoryPage(Wire):
     offset: int
     limit: int
     items: list[dict[str, Any]]
+    served_by: str = ""
+    lag: float | None = None
 
 
 class DataserverDaemon(Daemon):
@@ -44,7 +68,8 @@ class DataserverDaemon(Daemon):
 
     def __init__(self, ctx: DaemonContext) -> None:
         super().__init__(ctx)
-        self.store: Store = SqliteStore(self._db_path())
+        self.store: Store = self._make_store()
+        self._storage_ok = True
         servers = dict(ctx.config.daemons.get("dataserver", {}))
         self.election = Election(ctx.link, election_peers(ctx.link, servers,
                                                           ctx.config.default_realm),
@@ -55,12 +80,32 @@ class DataserverDaemon(Daemon):
         self.jobs_interval = float(options.get("jobs_interval", "60"))
         self.job_runs = 0
 
-    def _module_options(self) -> dict[str, str]:
+    def _storage_module(self) -> Module | None:
         for name in self.link.modules:
             module = self.config.modules.get(name)
-            if module is not None and module.module_type == "sqlite":
-                return dict(module.options)
-        return {}
+            if module is not None and module.module_type in STORAGE_TYPES:
+                return module
+        return None
+
+    def _module_options(self) -> dict[str, str]:
+        module = self._storage_module()
+        return dict(module.options) if module is not None else {}
+
+    def _make_store(self) -> Store:
+        module = self._storage_module()
+        if module is None or module.module_type != "mariadb":
+            return SqliteStore(self._db_path())
+        options = {k: v for k, v in module.options.items() if k not in DATASERVER_OPTIONS}
+        # Primary: the first of ha_hosts, at database epoch 0, until a dispatch says otherwise.
+        return MariadbStore(mariadb_options(module.module_name, options,
+                                            self.config.resources))
+
+    def apply_database(self, primary: Node | None, epoch: int) -> bool:
+        """Write to `primary` under database `epoch` from now on (the arbiter's dispatch
+        publishes them); an older epoch is refused. Return whether anything changed."""
+        if not isinstance(self.store, MariadbStore):
+            return False
+        return self.store.set_primary(primary, epoch)
 
     def _db_path(self) -> Path:
         for name in self.link.modules:
@@ -74,6 +119,17 @@ class DataserverDaemon(Daemon):
         view = self.election.view()
         return view.master, view.term, view.down
 
+    async def apply_dispatch(self, dispatch: Dispatch) -> bool:
+        changed = await super().apply_dispatch(dispatch)
+        database = dispatch.topology.database
+        if database is not None and isinstance(self.store, MariadbStore):
+            primary = node_of(database.primary) if database.primary else None
+            changed = self.apply_database(primary, database.epoch) or changed
+        return changed
+
+    def database_epoch(self) -> int:
+        return self.store.primary.epoch if isinstance(self.store, MariadbStore) else 0
+
     async def on_start(self) -> None:
         self.tasks.spawn(self.election.run(), "election")
         self.tasks.spawn(self._master_jobs(), "master-jobs")
@@ -85,9 +141,13 @@ class DataserverDaemon(Daemon):
             if not self.election.is_master():
                 continue
             now = self.clock.time()
-            purged = await self.store.purge(now - self.retention)
-            stale = await self.store.sweep_stale(now - self.stale_after, now)
-            events = await self._downtime_bookkeeping(now)
+            try:
+                purged = await self.store.purge(now - self.retention)
+                stale = await self.store.sweep_stale(now - self.stale_after, now)
+                events = await self._downtime_bookkeeping(now)
+            except StorageError as exc:  # the data tier failing over: next round
+                log.warning("dataserver %s: master jobs skipped: %s", self.name, exc)
+                continue
             self.job_runs += 1
             self.metrics.inc("master_jobs_total", help_text="Master-only job rounds run here.")
             log.info("dataserver %s: master jobs (term %d): %d purged, %d stale, "
@@ -123,6 +183,7 @@ class DataserverDaemon(Daemon):
         app.router.add_get("/api/services", self._services)
         app.router.add_get("/api/services/{host}/{service}/history", self._history)
         app.router.add_get("/api/hosts/{host}/history", self._host_history)
+        app.router.add_post("/db/reach", self._db_reach)
 
     async def on_prepare(self) -> None:
         self.state.path.mkdir(parents=True, exist_ok=True)
@@ -133,7 +194,9 @@ class DataserverDaemon(Daemon):
 
     def owns(self) -> dict[str, Any]:
         view = self.election.view()
-        return {"store": str(self._db_path()),
+        store = self.store
+        return {"store": store.describe() if isinstance(store, MariadbStore)
+                else str(self._db_path()),
                 "election": view.model_dump(exclude={"schema_version"}),
                 "master_job_runs": self.job_runs,
                 "stored_new": int(self.metrics.get("results_stored_total", kind="new")),
@@ -143,7 +206,18 @@ class DataserverDaemon(Daemon):
     async def _ingest(self, request: web.Request) -> web.Response:
         check_secret(request, self.secret)
         batch = await read_model(request, IngestBatch)
-        reply = await self.store.ingest(batch)
+        try:
+            reply = await self.store.ingest(batch)
+        except StorageError as exc:
+            # 503: the scheduler keeps the batch in its outbox and sends it again.
+            if self._storage_ok:
+                log.warning("dataserver %s: cannot store ingests: %s", self.name, exc)
+            self._storage_ok = False
+            raise RequestError(503, "storage_unavailable", f"the batch was not stored, send "
+                               f"it again: {exc}") from None
+        if not self._storage_ok:
+            log.info("dataserver %s: storing ingests again", self.name)
+        self._storage_ok = True
         help_text = "Results ingested: new rows, only-bumped, duplicates."
         self.metrics.inc("results_stored_total", reply.stored_new, help_text, kind="new")
         self.metrics.inc("results_stored_total", reply.only_bumped, help_text, kind="bumped")
@@ -153,32 +227,112 @@ class DataserverDaemon(Daemon):
     async def _states(self, request: web.Request) -> web.Response:
         check_secret(request, self.secret)
         query = await read_model(request, StateQuery)
-        return json_response(StateAnswer(states=await self.store.states(query.hosts)))
+        states = await self._read(self.store.states(query.hosts))
+        return json_response(StateAnswer(states=states))
+
+    async def _read(self, work: Awaitable[T]) -> T:
+        """A read; a database that cannot answer is a 503 (ask again, or another
+        data-server), not a 500."""
+        try:
+            return await work
+        except StorageError as exc:
+            raise RequestError(503, "storage_unavailable", f"cannot read now: {exc}") from None
+
+    async def _source(self, request: web.Request) -> tuple[Node | None, str, float | None]:
+        """Where a read goes: the primary, or with ?consistency=replica a replica (MariaDB),
+        with its lag."""
+        consistency = request.query.get("consistency", "primary")
+        if consistency not in ("primary", "replica"):
+            raise RequestError(400, "invalid", "consistency: primary or replica",
+                               "consistency")
+        if not isinstance(self.store, MariadbStore):
+            return None, "", None
+        primary = self.store.primary.node
+        served = primary.name if primary else ""
+        database = self.topology.database
+        if consistency == "primary" or database is None:
+            return None, served, None
+        errors: list[str] = []
+        for name in database.replicas:
+            replica = node_of(name)
+            try:
+                lag = await self.store.replica_lag(replica)
+            except StorageError as exc:
+                errors.append(str(exc))
+                continue
+            return replica, replica.name, lag
+        raise RequestError(503, "storage_unavailable", "no replica answers: "
+                           + ("; ".join(errors) or "none published"), "consistency")
 
     async def _hosts(self, request: web.Request) -> web.Response:
         offset, limit = _paging(request)
         state = _int_param(request, "state")
-        total, rows = await self.store.list_hosts(offset, limit, state)
-        return json_response(StatePage(total=total, offset=offset, limit=limit, items=rows))
+        replica, served, lag = await self._source(request)
+        total, rows = await self._read(self._list_hosts(offset, limit, state, replica))
+        return json_response(StatePage(total=total, offset=offset, limit=limit, items=rows,
+                                       served_by=served, lag=lag))
 
     async def _services(self, request: web.Request) -> web.Response:
         offset, limit = _paging(request)
         state = _int_param(request, "state")
         host = request.query.get("host") or None
         problems = request.query.get("problems", "0") not in ("", "0", "false")
-        total, rows = await self.store.list_services(offset, limit, host, state, problems)
-        return json_response(StatePage(total=total, offset=offset, limit=limit, items=rows))
+        replica, served, lag = await self._source(request)
+        total, rows = await self._read(self._list_services(offset, limit, host, state,
+                                                           problems, replica))
+        return json_response(StatePage(total=total, offset=offset, limit=limit, items=rows,
+                                       served_by=served, lag=lag))
 
     async def _history(self, request: web.Request) -> web.Response:
-        offset, limit = _paging(request)
-        total, rows = await self.store.history(request.match_info["host"],
-                                               request.match_info["service"], offset, limit)
-        return json_response(HistoryPage(total=total, offset=offset, limit=limit, items=rows))
+        return await self._history_of(request, request.match_info["service"])
 
     async def _host_history(self, request: web.Request) -> web.Response:
+        return await self._history_of(request, "")
+
+    async def _history_of(self, request: web.Request, service: str) -> web.Response:
         offset, limit = _paging(request)
-        total, rows = await self.store.history(request.match_info["host"], "", offset, limit)
-        return json_response(HistoryPage(total=total, offset=offset, limit=limit, items=rows))
+        replica, served, lag = await self._source(request)
+        host = request.match_info["host"]
+        if replica is not None:
+            assert isinstance(self.store, MariadbStore)
+            work = self.store.history(host, service, offset, limit, replica=replica)
+        else:
+            work = self.store.history(host, service, offset, limit)
+        total, rows = await self._read(work)
+        return json_response(HistoryPage(total=total, offset=offset, limit=limit, items=rows,
+                                         served_by=served, lag=lag))
+
+    def _list_hosts(self, offset: int, limit: int, state: int | None, replica: Node | None
+                    ) -> Awaitable[tuple[int, list[StateRow]]]:
+        if replica is not None:
+            assert isinstance(self.store, MariadbStore)
+            return self.store.list_hosts(offset, limit, state, replica=replica)
+        return self.store.list_hosts(offset, limit, state)
+
+    def _list_services(self, offset: int, limit: int, host: str | None, state: int | None,
+                       problems: bool, replica: Node | None
+                       ) -> Awaitable[tuple[int, list[StateRow]]]:
+        if replica is not None:
+            assert isinstance(self.store, MariadbStore)
+            return self.store.list_services(offset, limit, host, state, problems,
+                                            replica=replica)
+        return self.store.list_services(offset, limit, host, state, problems)
+
+    async def _db_reach(self, request: web.Request) -> web.Response:
+        """The arbiter asks, before a database failover: can this data-server reach the
+        node? (A failover happens only when no data-server can.)"""
+        check_secret(request, self.secret)
+        query = await read_model(request, DatabaseReachQuery)
+        if not isinstance(self.store, MariadbStore):
+            raise RequestError(400, "invalid", "this data-server stores into SQLite", "node")
+        options = self.store.options
+        node = next((n for n in options.ha_hosts if n.name == query.node), None)
+        if node is None:
+            raise RequestError(400, "invalid", f"node: {query.node!r} is not in ha_hosts",
+                               "node")
+        status = await probe(node, options)
+        return json_response(DatabaseReach(node=node.name, reachable=status.reachable,
+                                           error=status.error))
 
 
 def _int_param(request: web.Request, name: str, default: int | None = None,

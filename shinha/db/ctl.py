@@ -1,0 +1,231 @@
+"""`shinha db init|status|promote|switchover|repoint`: the operator's commands for the MariaDB
+nodes of the data tier. They read the `module_type mariadb` module of the main file (the same
+etc/ tree on every host) and talk to the nodes with its admin account.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import getpass
+import json
+import os
+import sys
+from typing import Any, TextIO
+
+from shinha.config import load_config
+from shinha.db.admin import Promotion, init, promote, repoint, switchover
+from shinha.db.failover import (
+    cluster_identity,
+    elect,
+    history,
+    next_epoch,
+    primaries,
+    replication_problem,
+    role,
+)
+from shinha.db.options import MariadbOptions, Node, mariadb_options
+from shinha.db.probe import NodeStatus, node_of, probe_all
+from shinha.errors import ConfigError, DatabaseError
+
+#: Where `shinha db init --bootstrap-user` takes the password from (never a command line).
+BOOTSTRAP_PASSWORD_ENV = "SHINHA_DB_BOOTSTRAP_PASSWORD"
+
+
+def load_options(main_file: str, module: str | None = None) -> MariadbOptions:
+    """The options of the MariaDB storage module of the tree (`module` when several)."""
+    result = load_config(main_file)
+    if result.config is None or not result.ok:
+        raise ConfigError(f"the configuration has errors; run: shinha check-config {main_file}")
+    config = result.config
+    mariadb = {name: m for name, m in config.modules.items() if m.module_type == "mariadb"}
+    if module:
+        if module not in config.modules:
+            raise ConfigError(f"{main_file}: no module named {module!r}"
+                              + (f" (mariadb modules: {', '.join(sorted(mariadb))})"
+                                 if mariadb else ""))
+        if module not in mariadb:
+            raise ConfigError(f"module {module} is module_type "
+                              f"{config.modules[module].module_type}, not mariadb")
+        name = module
+    else:
+        if not mariadb:
+            raise ConfigError(f"{main_file}: no module with module_type mariadb: define one "
+                              "and list it in the data-servers' modules "
+                              "(docs/high-availability.md)")
+        used = {n for d in config.daemons.get("dataserver", {}).values() for n in d.modules}
+        names = sorted(n for n in mariadb if n in used) or sorted(mariadb)
+        if len(names) > 1:
+            raise ConfigError("several mariadb modules (" + ", ".join(names) + "): choose "
+                              "one with --module NAME")
+        name = names[0]
+    return mariadb_options(name, dict(mariadb[name].options), config.resources)
+
+
+def parse_node(options: MariadbOptions, text: str) -> Node:
+    """A node of ha_hosts by `host:port` (or `host` when its port is unambiguous)."""
+    host, sep, port = text.rpartition(":")
+    if not sep:
+        host, port = text, ""
+    for node in options.ha_hosts:
+        if node.host == host and (not port or str(node.port) == port):
+            return node
+    raise ConfigError(f"{text} is not in ha_hosts of module {options.module_name} ("
+                      + ", ".join(n.name for n in options.ha_hosts) + ")")
+
+
+def run_init(options: MariadbOptions, force: bool, bootstrap_user: str | None,
+             out: TextIO | None = None) -> int:
+    """`shinha db init`."""
+    out = out or sys.stdout
+    password = None
+    if bootstrap_user:
+        password = os.environ.get(BOOTSTRAP_PASSWORD_ENV)
+        if password is None:
+            if not sys.stdin.isatty():
+                raise ConfigError(f"--bootstrap-user {bootstrap_user}: set its password in "
+                                  f"${BOOTSTRAP_PASSWORD_ENV}")
+            password = getpass.getpass(f"password of {bootstrap_user}: ")
+    report = asyncio.run(init(options, force, bootstrap_user=bootstrap_user,
+                              bootstrap_password=password))
+    for warning in report.warnings:
+        out.write(f"warning: {warning}\n")
+    out.write(f"database cluster {report.cluster_id}: primary {report.primary.name}, "
+              f"GTID {report.gtid_pos}\n")
+    for node in report.replicas:
+        out.write(f"  replica {node.name}: cloned, replicating (read_only=1, GTID slave_pos"
+                  f"{', semi-sync' if report.semi_sync else ''})\n")
+    return 0
+
+
+def status_view(options: MariadbOptions, statuses: list[NodeStatus]) -> dict[str, Any]:
+    """The JSON document of `shinha db status --json` (schema 1)."""
+    cluster = cluster_identity(statuses)
+    heads = primaries(statuses, cluster)
+    nodes, problems = [], []
+    for s in statuses:
+        doc = s.model_dump(mode="json")
+        doc["role"] = role(s, statuses, cluster)
+        doc["problem"] = replication_problem(s)
+        nodes.append(doc)
+        if not s.reachable:
+            problems.append(f"{s.node}: {s.error}")
+        elif doc["problem"]:
+            problems.append(doc["problem"])
+        elif doc["role"] in ("diverged", "foreign", "uninitialised"):
+            problems.append(f"{s.node} is {doc['role']}")
+        if doc["role"] == "primary" and s.semi_sync_master_enabled \
+                and s.semi_sync_master_status is False:
+            problems.append(f"{s.node}: semi-sync fell back to asynchronous "
+                            "(unprotected: no replica acknowledged in time)")
+    if not heads:
+        problems.append("no writable primary answers")
+    elif len(heads) > 1:
+        problems.append("split brain: several writable primaries ("
+                        + ", ".join(h.node for h in heads) + ")")
+    return {"schema": 1, "module": options.module_name, "database": options.database,
+            "cluster_id": cluster, "primary": heads[0].node if len(heads) == 1 else None,
+            "db_epoch": max((s.db_epoch for s in statuses if s.db_epoch is not None),
+                            default=None),
+            "nodes": nodes, "problems": problems}
+
+
+def run_status(options: MariadbOptions, as_json: bool, out: TextIO | None = None) -> int:
+    """`shinha db status`: exit 0 when one primary answers and no node has a problem."""
+    out = out or sys.stdout
+    view = status_view(options, asyncio.run(probe_all(options)))
+    code = 0 if view["primary"] and not view["problems"] else 1
+    if as_json:
+        json.dump(view, out, indent=2)
+        out.write("\n")
+        return code
+    out.write(f"module {view['module']}  database {view['database']}  cluster "
+              f"{view['cluster_id'] or '-'}  primary {view['primary'] or '-'}  database epoch "
+              f"{view['db_epoch'] if view['db_epoch'] is not None else '-'}\n")
+    out.write(f"{'NODE':<22}{'ROLE':<14}{'RO':<4}{'GTID':<24}{'LAG':<6}{'IO/SQL':<18}"
+              f"{'EPOCH':<7}ERROR\n")
+    for n in view["nodes"]:
+        gtid = str(history(NodeStatus.model_validate(n))) if n["reachable"] else "-"
+        ro = "-" if n["read_only"] is None else ("yes" if n["read_only"] else "no")
+        lag = "-" if n["seconds_behind"] is None else f"{n['seconds_behind']}s"
+        threads = (f"{n['io_state'] or 'No'}/{'Yes' if n['sql_running'] else 'No'}"
+                   if n["is_replica"] else "-")
+        epoch = "-" if n["db_epoch"] is None else str(n["db_epoch"])
+        error = n["error"] or n["last_io_error"] or n["last_sql_error"]
+        out.write(f"{n['node']:<22}{n['role']:<14}"
+                  f"{ro:<4}{gtid or '-':<24}{lag:<6}{threads:<18}{epoch:<7}{error[:120]}\n")
+    for problem in view["problems"]:
+        out.write(f"problem: {problem}\n")
+    return code
+
+
+def _report(promotion: Promotion, what: str, out: TextIO) -> None:
+    out.write(f"{what} {promotion.primary.name}, database epoch {promotion.epoch} (written to "
+              f"its shinha_fence; the leading arbiter publishes epoch {promotion.epoch} to the "
+              "data-servers, which write to no other node from then on)\n")
+    for node in promotion.repointed:
+        out.write(f"  re-pointed {node.name} at it\n")
+    for note in promotion.skipped:
+        out.write(f"  not re-pointed: {note}\n")
+
+
+def run_promote(options: MariadbOptions, node_text: str | None, timeout: float,
+                out: TextIO | None = None) -> int:
+    """`shinha db promote [NODE]`: epoch = the highest any reachable node holds + 1."""
+    out = out or sys.stdout
+
+    async def go() -> Promotion:
+        statuses = await probe_all(options)
+        node = parse_node(options, node_text) if node_text else _elected(statuses)
+        return await promote(options, node, next_epoch(statuses), timeout=timeout)
+
+    _report(asyncio.run(go()), "promoted", out)
+    return 0
+
+
+def _elected(statuses: list[NodeStatus]) -> Node:
+    sources = [s.replicates_from for s in statuses if s.reachable and s.is_replica]
+    if not sources:
+        raise DatabaseError(statuses[0].node, "no replica answers: nothing to promote")
+    old = node_of(max(sources, key=sources.count))
+    election = elect(statuses, old)
+    if election.candidate is None:
+        raise DatabaseError(old.name, "no candidate: " + election.reason)
+    return election.candidate
+
+
+def run_switchover(options: MariadbOptions, node_text: str, timeout: float,
+                   out: TextIO | None = None) -> int:
+    """`shinha db switchover NODE`."""
+    out = out or sys.stdout
+
+    async def go() -> Promotion:
+        node = parse_node(options, node_text)
+        statuses = await probe_all(options)
+        return await switchover(options, node, next_epoch(statuses), timeout=timeout)
+
+    _report(asyncio.run(go()), "switched over to", out)
+    return 0
+
+
+def run_repoint(options: MariadbOptions, node_text: str, primary_text: str | None,
+                timeout: float, out: TextIO | None = None) -> int:
+    """`shinha db repoint NODE [--primary P]`: make NODE a replica of the primary."""
+    out = out or sys.stdout
+
+    async def go() -> Node:
+        node = parse_node(options, node_text)
+        if primary_text:
+            primary = parse_node(options, primary_text)
+        else:
+            statuses = await probe_all(options)
+            heads = primaries(statuses, cluster_identity(statuses))
+            if len(heads) != 1:
+                raise DatabaseError(node.name, f"{len(heads)} writable primaries answer: say "
+                                    "which with --primary")
+            primary = node_of(heads[0].node)
+        await repoint(options, node, primary, timeout=timeout)
+        return primary
+
+    primary = asyncio.run(go())
+    out.write(f"{node_text} replicates from {primary.name} (read_only=1)\n")
+    return 0
