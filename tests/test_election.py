@@ -139,7 +139,7 @@ def test_a_tie_of_tokens_names_the_same_master_everywhere(tmp_path: Path) -> Non
     c.start_all()
     try:
         names = ["poller-a", "poller-b", "poller-c"]
-        c.wait(lambda: masters(c, names) == {"poller-a"}, 20, "one master everywhere")
+        c.wait(lambda: masters(c, names) == {"poller-a"}, 45, "one master everywhere")
         terms = {int(election(c, n)["term"]) for n in names}  # type: ignore[call-overload]
         assert len(terms) == 1
         view = c.get("arbiter-1", "/cluster")
