@@ -49,8 +49,9 @@ TICK = 0.005
 
 
 def make_batches(results: int, services: int, batch: int, unchanged: float, states: bool,
-                 seed: int) -> tuple[list[IngestBatch], int]:
-    """Build the batches and return them with how many results must be stored as new rows."""
+                 seed: int, streams: int = 1) -> tuple[list[list[IngestBatch]], int]:
+    """Build each stream's batches and return them with how many results must be stored as
+    new rows."""
     rng = random.Random(seed)
     values = [0.0] * services
     items: list[CheckResult] = []
@@ -74,13 +75,18 @@ def make_batches(results: int, services: int, batch: int, unchanged: float, stat
                       PerfDatum(label="size", value=5120.0, uom="B", min=0.0)],
             started=1_000_000.0 + n * 0.01, finished=1_000_000.0 + n * 0.01 + 0.005,
             latency=0.002, poller="poller-1"))
-    batches = []
-    for start in range(0, results, batch):
-        chunk = items[start:start + batch]
-        rows = [StateRow(host=r.host, service=r.service, state=r.return_code,
-                         last_check=r.finished, output=r.output, perfdata=r.perfdata,
-                         last_result_id=r.result_id) for r in chunk] if states else []
-        batches.append(IngestBatch(scheduler="scheduler-1", results=chunk, states=rows))
+    batches: list[list[IngestBatch]] = []
+    for stream in range(streams):
+        # Each scheduler has its own hosts, as each realm's scheduler has.
+        mine = [r for n, r in enumerate(items) if (n % services) // 10 % streams == stream]
+        batches.append([])
+        for start in range(0, len(mine), batch):
+            chunk = mine[start:start + batch]
+            rows = [StateRow(host=r.host, service=r.service, state=r.return_code,
+                             last_check=r.finished, output=r.output, perfdata=r.perfdata,
+                             last_result_id=r.result_id) for r in chunk] if states else []
+            batches[-1].append(IngestBatch(scheduler=f"scheduler-{stream + 1}", results=chunk,
+                                           states=rows))
     return batches, expect_new
 
 
@@ -93,17 +99,20 @@ async def ticker(stalls: list[float], stop: asyncio.Event) -> None:
         stalls.append(max(0.0, loop.time() - before - TICK))
 
 
-async def ingest_all(store: Store, batches: list[IngestBatch]) -> dict[str, Any]:
+async def ingest_all(store: Store, batches: list[list[IngestBatch]]) -> dict[str, Any]:
     latencies: list[float] = []
     stalls: list[float] = []
     stop = asyncio.Event()
-    async with store:
-        tick = asyncio.create_task(ticker(stalls, stop))
-        started = time.perf_counter()
-        for batch in batches:
+    async def push(stream: list[IngestBatch]) -> None:
+        for batch in stream:  # one batch at a time, as a scheduler pushes its outbox
             t0 = time.perf_counter()
             await store.ingest(batch)
             latencies.append(time.perf_counter() - t0)
+
+    async with store:
+        tick = asyncio.create_task(ticker(stalls, stop))
+        started = time.perf_counter()
+        await asyncio.gather(*(push(stream) for stream in batches))
         elapsed = time.perf_counter() - started
         stop.set()
         await tick
@@ -116,12 +125,12 @@ def db_size(directory: Path) -> int:
     return sum(p.stat().st_size for p in directory.glob(DB_FILENAME + "*"))
 
 
-def run_sqlite(directory: Path, batches: list[IngestBatch]) -> tuple[dict[str, Any], int]:
+def run_sqlite(directory: Path, batches: list[list[IngestBatch]]) -> tuple[dict[str, Any], int]:
     run = run_on_uvloop(ingest_all(SqliteStore(directory), batches))
     return run, db_size(directory)
 
 
-def run_mariadb(directory: Path, batches: list[IngestBatch]) -> tuple[dict[str, Any], int]:
+def run_mariadb(directory: Path, batches: list[list[IngestBatch]]) -> tuple[dict[str, Any], int]:
     server = _mariadb.BenchMariaDB(directory / "mariadb")
     try:
         server.start()
@@ -136,7 +145,7 @@ def run_mariadb(directory: Path, batches: list[IngestBatch]) -> tuple[dict[str, 
         server.stop()
 
 
-BACKENDS: dict[str, Callable[[Path, list[IngestBatch]], tuple[dict[str, Any], int]]] = {
+BACKENDS: dict[str, Callable[[Path, list[list[IngestBatch]]], tuple[dict[str, Any], int]]] = {
     "sqlite": run_sqlite, "mariadb": run_mariadb}
 
 
@@ -150,6 +159,9 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
                         help="share of results that repeat their service's previous one")
     parser.add_argument("--states", action="store_true",
                         help="send a StateRow with every result too, as a scheduler may")
+    parser.add_argument("--streams", type=int, default=2,
+                        help="schedulers pushing at once, each its own hosts, each one batch "
+                        "at a time (default 2: a data-server serves every scheduler)")
     parser.add_argument("--seed", type=int, default=1)
     parser.add_argument("--dir", type=Path, help="where to put the databases (default: a "
                         "temporary directory, removed afterwards)")
@@ -167,7 +179,8 @@ def report(name: str, args: argparse.Namespace, run: dict[str, Any], size: int,
              and counters["stored_new"] == expect_new)
     rate = args.results / run["elapsed"]
     print(f"{name}: {args.results:,} results over {args.services:,} services in batches of "
-          f"{args.batch}{' with states' if args.states else ''}: {run['elapsed']:.2f} s, "
+          f"{args.batch}{' with states' if args.states else ''} from {args.streams} "
+          f"scheduler(s) at once: {run['elapsed']:.2f} s, "
           f"{rate:,.0f} results/s")
     print(f"{name}: batch latency p50 {quantile(latencies, 0.5) * 1000:.1f} ms, "
           f"p99 {quantile(latencies, 0.99) * 1000:.1f} ms, max {max(latencies) * 1000:.1f} ms")
@@ -204,7 +217,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     entries: dict[str, dict[str, Any]] = {}
     try:
         batches, expect_new = make_batches(args.results, args.services, args.batch,
-                                           args.unchanged, args.states, args.seed)
+                                           args.unchanged, args.states, args.seed,
+                                           args.streams)
         # The prebuilt batches are the bench's, not the store's: keep the collector from
         # walking them (a full pass over 100,000s of models stops every thread for ~1 s).
         gc.collect()
@@ -220,6 +234,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         "results": args.results,
         "services": args.services,
         "batch": args.batch,
+        "streams": args.streams,
         "unchanged": args.unchanged,
         "states": args.states,
         "backends": entries,

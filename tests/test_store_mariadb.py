@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import random
 import socket
 import textwrap
 import time
@@ -185,6 +186,62 @@ def test_a_primary_published_during_an_ingest_takes_it(node: mariadb.MariaDB) ->
             assert store.primary.epoch == 4
 
     asyncio.run(go())
+
+
+def test_concurrent_ingests_of_two_dataservers_count_every_result_once(
+        node: mariadb.MariaDB) -> None:
+    """Ingests run side by side (several per store, two stores as two data-servers) on the
+    same checks, resending each other's results while they are in flight: every result is
+    counted once, and each check's hits add up to its results (no lost update)."""
+    backend = MariadbBackend(node)
+    here = as_node(node)
+    rng = random.Random(7)
+    checks = [f"S{i}" for i in range(12)]
+    sent: list[CheckResult] = []
+    plans: list[list[IngestBatch]] = [[] for _ in range(8)]
+    for n in range(8 * 15):
+        items = []
+        for _ in range(30):
+            if sent and rng.random() < 0.25:
+                items.append(rng.choice(sent))  # a resend, maybe of a batch in flight
+                continue
+            r = CheckResult(result_id=f"result-{len(sent):04d}", host="web1",
+                            service=rng.choice(checks), return_code=rng.choice((0, 0, 1)),
+                            output=rng.choice(("same", "same", "other")),
+                            finished=1000.0 + len(sent))
+            sent.append(r)
+            items.append(r)
+        plans[n % 8].append(IngestBatch(scheduler=f"scheduler-{n % 8}", results=items))
+    by_check: dict[str, int] = {}
+    for r in sent:
+        by_check[r.service] = by_check.get(r.service, 0) + 1
+
+    async def push(store: MariadbStore, batches: list[IngestBatch]) -> None:
+        for b in batches:
+            await store.ingest(b)
+
+    async def go() -> dict[str, int]:
+        one, two = MariadbStore(backend.options), MariadbStore(backend.options)
+        async with one, two:
+            await write_fence(here, 1, backend.options)
+            assert one.set_primary(here, 1) and two.set_primary(here, 1)
+            await asyncio.gather(*(push(one if i % 2 else two, plan)
+                                   for i, plan in enumerate(plans)))
+            return await one.counters()
+
+    counters = asyncio.run(go())
+    total = sum(len(b.results) for plan in plans for b in plan)
+    assert counters["results"] == len(sent)
+    assert counters["duplicates"] == total - len(sent)
+    assert counters["stored_new"] + counters["only_bumped"] == len(sent)
+    assert backend.scalar("SELECT count(*) FROM seen_results") == len(sent)
+    assert backend.scalar("SELECT count(DISTINCT result_id) FROM results") == \
+        backend.scalar("SELECT count(*) FROM results") == counters["stored_new"]
+    # Each check: the retired rows' hits plus the current row's make its results.
+    hits = {str(service): int(n) for service, n in backend.sql(
+        "SELECT s.service, s.res_hits + coalesce(sum(r.hits), 0) FROM states s LEFT JOIN "
+        "results r ON r.check_id = s.id AND r.id <> s.res_row GROUP BY s.id")}
+    assert hits == by_check
 
 
 # --- refusals --------------------------------------------------------------------------------

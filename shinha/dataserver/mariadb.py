@@ -4,9 +4,19 @@ set of nodes (module_type mariadb; DESIGN.md §8).
 It writes only to the node it was told is the primary, under the database epoch it was told
 (`set_primary`). Every write transaction starts by reading the fence row under a shared lock
 (shinha/db/fence.py): a node that is read-only, or holds another database epoch, refuses
-before anything is written. Then it locks the counters rows, which every write updates
-anyway: writers — this data-server's and the other data-servers' — take turns, so that the
-baseline an ingest reads is still true when it writes (what BEGIN IMMEDIATE gives SQLite).
+before anything is written.
+
+Ingests run side by side (up to WRITERS at once, each on its own connection), so that one
+ingest's statements run on the server while the next one is planned here: on a small host
+the client's and the server's work overlap instead of taking turns. What keeps them correct
+is the database, not this process (other data-servers write too):
+- an ingest reads its checks' baselines with `FOR UPDATE`: two ingests that touch the same
+  check take turns on its states row, so a baseline is still true when it is written over;
+- a check, result id or event id that two ingests both find new is inserted by both: the
+  unique key makes the second wait for the first and then fail with a duplicate key, and the
+  second is run again from the start (it then finds them known);
+- the counters rows are updated last, so ingests queue on them only for their commit.
+Sweeps and purges lock the rows they change, as any writer does.
 
 An ingest is a handful of round trips whatever its size: the ids, the baselines, the new
 check rows and the result rows (INSERT … RETURNING gives their ids), then every update as
@@ -66,9 +76,9 @@ T = TypeVar("T")
 #: Ids per `IN (...)` list.
 CHUNK = 1000
 #: Times a write transaction that lost a race with another writer is run again.
-WRITE_ATTEMPTS = 6
-# Taken after the fence: writers take turns (see the module docstring).
-_TAKE_TURN = "SELECT name FROM counters FOR UPDATE"
+WRITE_ATTEMPTS = 8
+#: Write transactions this store runs at once (each on its own connection).
+WRITERS = 4
 
 
 @dataclass(frozen=True, slots=True)
@@ -98,7 +108,7 @@ class MariadbStore(Store):
         self._primary = Primary(options.ha_hosts[0], 0)
         self._pools: dict[tuple[Node, bool], NodePool] = {}
         self._prepared: set[Node] = set()
-        self._write_lock = asyncio.Lock()
+        self._writers = asyncio.Semaphore(WRITERS)
         self._executor: ThreadPoolExecutor | None = None
         self._open = False
 
@@ -167,7 +177,11 @@ class MariadbStore(Store):
     async def close(self) -> None:
         if not self._open:
             return
-        async with self._write_lock:  # the write in progress finishes first
+        for _ in range(WRITERS):  # the writes in progress finish first
+            await self._writers.acquire()
+        try:
+            if not self._open:
+                return
             self._open = False
             pools, self._pools = self._pools, {}
             for pool in pools.values():
@@ -176,6 +190,9 @@ class MariadbStore(Store):
             executor, self._executor = self._executor, None
             if executor is not None:
                 executor.shutdown(wait=False)
+        finally:
+            for _ in range(WRITERS):
+                self._writers.release()
 
     async def _prepare(self, node: Node) -> None:
         if node in self._prepared:
@@ -199,7 +216,8 @@ class MariadbStore(Store):
     async def _write(self, fn: Callable[[Session], Awaitable[T]]) -> T:
         """Run `fn` in one fenced write transaction on the primary, and commit."""
         self._check_open()
-        async with self._write_lock:
+        async with self._writers:
+            self._check_open()
             attempt, fresh = 0, False
             while True:
                 primary = self._primary
@@ -215,7 +233,6 @@ class MariadbStore(Store):
                         reused = session.statements > 0
                         await session.begin()
                         await check_fence(session, primary.epoch)
-                        await session.execute(_TAKE_TURN)
                         result = await fn(session)
                         committing = True
                         await session.commit()
@@ -271,12 +288,14 @@ class MariadbStore(Store):
         return await self._write(lambda s: self._ingest_tx(s, batch, now))
 
     async def _ingest_tx(self, s: Session, batch: IngestBatch, now: float) -> IngestReply:
+        # The checks first: an ingest of the same results that held them has committed once
+        # they are ours, so its ids are seen as known below (a race lost later is run again).
+        keys = sorted({(r.host, r.service) for r in batch.results})  # one lock order
+        baselines, texts = await _baselines(s, keys)
         known_results = await _existing(s, "SELECT result_id FROM seen_results WHERE "
                                         "result_id IN ({})", [r.result_id for r in batch.results])
         known_events = await _existing(s, "SELECT event_id FROM events WHERE event_id IN ({})",
                                        [e.event_id for e in batch.events])
-        keys = list(dict.fromkeys((r.host, r.service) for r in batch.results))
-        baselines, texts = await _baselines(s, keys)
         # The CPU work runs on the store's thread, so that the event loop keeps serving; the
         # server writes the ids taken meanwhile.
         fresh = list(dict.fromkeys(r.result_id for r in batch.results
@@ -432,7 +451,7 @@ async def _baselines(s: Session,
         # Forced: past a few hundred pairs the optimizer may prefer a full scan.
         sql = (f"SELECT {schema.BASELINE_COLUMNS} FROM states FORCE INDEX (states_key) "
                "WHERE (host, service) IN "
-               f"({', '.join(['(%s, %s)'] * len(chunk))})")
+               f"({', '.join(['(%s, %s)'] * len(chunk))}) FOR UPDATE")
         for record in await s.fetchall(sql, [v for k in chunk for v in k]):
             key = (record[0], record[1])
             found[key] = Baseline(*record[2:8])

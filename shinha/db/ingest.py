@@ -5,7 +5,8 @@ The ids taken are written while the plan is made (they do not depend on it). The
 steps, because each needs ids the one before made: the rows of checks first known from this
 batch (INSERT … RETURNING their ids), their result rows (RETURNING theirs), then everything
 else as one statement list: superseded rows, current-result bumps, the scheduler's state
-rows, events, counters, expired ids.
+rows, events, expired ids, and the counters last (shinha/dataserver/mariadb.py: concurrent
+ingests wait on those rows only for each other's commit).
 """
 
 from __future__ import annotations
@@ -20,7 +21,7 @@ from shinha.dataserver.store import (
     state_params,
 )
 from shinha.db import schema
-from shinha.db.conn import MAX_STATEMENT, Session, pack
+from shinha.db.conn import MAX_STATEMENT, Session, pack, sql_literal
 
 literal = Session.literal
 #: What a check shows: output, long output, perfdata (as stored).
@@ -60,7 +61,8 @@ def result_rows(plan: IngestPlan, check_ids: dict[Key, int]) -> list[str]:
 
 def ids_taken(result_ids: list[str], now: float) -> list[str]:
     """INSERTs of the result ids stored now (plan.fresh_ids)."""
-    return pack([literal("(%s, %s)", (rid, now)) for rid in result_ids], ", ",
+    when = sql_literal(now)  # this runs on the event loop: the least work per id
+    return pack([f"({sql_literal(rid)}, {when})" for rid in result_ids], ", ",
                 "INSERT INTO seen_results (result_id, received) VALUES ")
 
 
@@ -97,13 +99,14 @@ def the_rest(plan: IngestPlan, check_ids: dict[Key, int], row_ids: dict[str, int
                        ", ", schema.INSERT_STATES, schema.UPSERT_STATES_TAIL)
     statements += pack([literal(schema.EVENT_ROW, event_params(e)) for e in plan.events],
                        ", ", schema.INSERT_EVENTS)
-    statements += [literal(schema.ADD_COUNTER, (n, name))
-                   for name, n in plan.counter_deltas().items() if n]
     if plan.fresh_ids:
         # Forget expired ids as fast as new ones come (twice, to catch up), as SQLite does.
         statements.append(literal("DELETE FROM seen_results WHERE received < %s "
                                   "ORDER BY received LIMIT %s",
                                   (now - id_retention, 2 * len(plan.fresh_ids))))
+    # Last, in one order: concurrent ingests queue on these rows only for their commit.
+    statements += [literal(schema.ADD_COUNTER, (n, name))
+                   for name, n in sorted(plan.counter_deltas().items()) if n]
     return statements
 
 
