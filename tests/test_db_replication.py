@@ -24,12 +24,15 @@ import asyncmy
 import pytest
 
 from shinha.cli import main as shinha_main
+from shinha.dataserver.mariadb import MariadbStore
 from shinha.db import admin
 from shinha.db.ctl import BOOTSTRAP_PASSWORD_ENV
 from shinha.db.failover import choose_candidate, diverged, elect, errant, next_epoch, role
 from shinha.db.options import MariadbOptions, Node, mariadb_options
 from shinha.db.probe import NodeStatus, probe, probe_all
+from shinha.db.rejoin import rejoin
 from shinha.errors import DatabaseError, DatabaseUnreachable
+from shinha.wire import CheckResult, Event, IngestBatch
 from tests import mariadb
 from tests.cluster import wait_for
 
@@ -558,3 +561,71 @@ def test_promote_after_kill_9_of_the_primary(nodes: list[mariadb.MariaDB],
     check_replica(head, ahead)
     wait_for(lambda: head.value("SELECT epoch FROM shinha.shinha_fence") == str(epoch), 20,
              "the returning node to get the new epoch")
+
+
+def test_rejoin_salvages_what_only_the_old_primary_held(nodes: list[mariadb.MariaDB],
+                                                        tmp_path: Path) -> None:
+    """Results an old primary acknowledged but never shipped (its replicas had stopped) are
+    ingested into the new primary, once each; then the old primary is a replica again."""
+    rebuild(nodes, tmp_path)
+    options = opts(nodes)
+    found = statuses(options)
+    head = next(s for s in nodes if s.node == admin_head(found))
+    new, other = [s for s in nodes if s is not head]
+    epoch = max(s.db_epoch or 0 for s in found)
+
+    def batch(tag: str, n: int, output: str = "same") -> IngestBatch:
+        return IngestBatch(scheduler="scheduler-1", results=[
+            CheckResult(result_id=f"{tag}-{i:04d}", host="web1", service=f"S{i % 3}",
+                        return_code=0, output=output if i % 2 else f"{tag} {i}",
+                        finished=1000.0 + i) for i in range(n)],
+            events=[Event(event_id=f"{tag}-event", time=1000.0, host="web1", kind="command",
+                          detail=tag)])
+
+    async def ingest(server: mariadb.MariaDB, at: int, *batches: IngestBatch) -> None:
+        store = MariadbStore(options)
+        store.set_primary(node_of(server), at)
+        async with store:
+            for b in batches:
+                await store.ingest(b)
+
+    asyncio.run(ingest(head, epoch, batch("before", 30)))
+    wait_for(lambda: count(new, "seen_results") == 30 and count(other, "seen_results") == 30,
+             20, "the first results to replicate")
+    for server in (new, other):
+        server.sql("STOP SLAVE")
+    asyncio.run(ingest(head, epoch, batch("late", 40)))  # acknowledged, on the head only
+    head.kill()
+    try:
+        promotion = asyncio.run(admin.promote(options, node_of(new), epoch + 1))
+        assert promotion.primary == node_of(new)
+        asyncio.run(ingest(new, epoch + 1, batch("after", 20)))
+    finally:
+        head.start()
+    # What the arbiter does with a returning node: it cannot replicate (it holds what the
+    # new primary lacks), it stays read-only.
+    with pytest.raises(DatabaseError, match="diverged"):
+        asyncio.run(admin.repoint(options, node_of(head), node_of(new), timeout=20))
+    assert head.value("SELECT @@read_only") == "1"
+    report = asyncio.run(rejoin(options, node_of(head), node_of(new)))
+    # Every late result is on the new primary once: the rows re-created, the bumps counted.
+    ids = {str(r[0]): int(r[1]) for r in new.sql(
+        "SELECT result_id, COUNT(*) FROM results GROUP BY result_id", "shinha")}
+    seen = {str(r[0]) for r in new.sql("SELECT result_id FROM seen_results", "shinha")}
+    rows_late = {i for i in ids if i.startswith("late-")}
+    assert report.salvaged_results == len(rows_late) > 0
+    assert report.salvaged_results + report.bumps_not_recreated == 40
+    assert all(n == 1 for n in ids.values())
+    assert {i for i in seen if i.startswith("late-")} == rows_late
+    assert report.salvaged_events == 1
+    assert new.value("SELECT COUNT(*) FROM shinha.events WHERE event_id = 'late-event'") == "1"
+    assert not [i for i in ids if i.startswith("after-") and i in rows_late]
+    # The old primary is a replica of the new one, with its data.
+    check_replica(head, new)
+    wait_for(lambda: count(head, "seen_results") == count(new, "seen_results"), 30,
+             "the rejoined node to hold the primary's data")
+    after = {s.node: s for s in statuses(options)}
+    assert not diverged(after[new.node], after[head.node])
+    # Salvaging twice finds nothing more.
+    again = asyncio.run(rejoin(options, node_of(head), node_of(new)))
+    assert again.salvaged_results == again.salvaged_events == again.bumps_not_recreated == 0

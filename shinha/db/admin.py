@@ -137,7 +137,7 @@ async def init(options: MariadbOptions, force: bool = False, *,
         cluster_id = await _prepare_primary(options, found[options.ha_hosts.index(source)])
         replicas = [n for n in options.ha_hosts if n != source]
         for node in replicas:
-            await _clone(options, source, node, timeout)
+            await clone_replica(options, source, node, timeout)
         async with admin_session(options, source) as s:
             await _primary_settings(s, options)
             await _run(s, "SET GLOBAL read_only = 0", what="making the primary writable")
@@ -256,7 +256,8 @@ async def _prepare_primary(options: MariadbOptions, status: NodeStatus) -> str:
         return str(await _value(s, f"SELECT cluster_id FROM {CLUSTER_TABLE} WHERE id = 1"))
 
 
-async def _clone(options: MariadbOptions, source: Node, node: Node, timeout: float) -> None:
+async def clone_replica(options: MariadbOptions, source: Node, node: Node,
+                        timeout: float) -> None:
     """Replace `node`'s database with a consistent dump of `source`'s, then replicate."""
     async with admin_session(options, node) as s:
         await _run(s, "SET GLOBAL read_only = 1", what="making it read-only")
@@ -472,8 +473,8 @@ async def repoint(options: MariadbOptions, node: Node, primary: Node, *,
             raise DatabaseError(node.name, f"has diverged from {primary.name} (holds "
                                 + (", ".join(map(str, lacking)) or "transactions")
                                 + " it lacks): it stays read-only and out of replication; "
-                                "save what it holds if needed, then resync it (shinha db "
-                                "init --force)")
+                                "`shinha db rejoin NODE` salvages what it holds into the "
+                                "primary, then resyncs it")
         if (st.is_replica and st.replicates_from == primary.name and st.io_running
                 and st.sql_running):
             return
