@@ -82,6 +82,9 @@ def _db(args: argparse.Namespace) -> int:
     from shinha.errors import ShinhaError
 
     try:
+        if args.db_command in ("promote", "switchover") and not args.direct:
+            return db.run_change(args.config, args.module, args.db_command, args.node,
+                                 args.timeout, args.arbiter)
         options = db.load_options(args.config, args.module)
         if args.db_command == "init":
             return db.run_init(options, args.force, args.bootstrap_user)
@@ -91,6 +94,8 @@ def _db(args: argparse.Namespace) -> int:
             return db.run_promote(options, args.node, args.timeout)
         if args.db_command == "switchover":
             return db.run_switchover(options, args.node, args.timeout)
+        if args.db_command == "rejoin":
+            return db.run_rejoin(options, args.node, args.primary, args.timeout)
         return db.run_repoint(options, args.node, args.primary, args.timeout)
     except ShinhaError as exc:
         print(f"shinha db {args.db_command}: {exc}", file=sys.stderr)
@@ -99,7 +104,7 @@ def _db(args: argparse.Namespace) -> int:
 
 def _db_parser(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     db = sub.add_parser("db", help="the MariaDB nodes of the data tier: init, status, "
-                        "promote, switchover")
+                        "promote, switchover, repoint, rejoin")
     db_sub = db.add_subparsers(dest="db_command", required=True)
 
     def common(p: argparse.ArgumentParser) -> None:
@@ -121,20 +126,37 @@ def _db_parser(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None
                                "replication threads, last error, database epoch")
     common(status)
     status.add_argument("--json", action="store_true", help="print one JSON document")
-    promote = db_sub.add_parser("promote", help="promote a replica (the primary is lost)")
+    promote = db_sub.add_parser("promote", help="promote a replica (the primary is lost), "
+                                "through the leading arbiter")
     common(promote)
-    promote.add_argument("node", nargs="?", help="host:port (default: the most advanced "
-                         "replica)")
-    switch = db_sub.add_parser("switchover", help="planned change of primary, nothing lost")
+    promote.add_argument("node", nargs="?", help="host:port (with --direct, default: the "
+                         "most advanced replica)")
+    switch = db_sub.add_parser("switchover", help="planned change of primary, nothing lost, "
+                               "through the leading arbiter")
     common(switch)
     switch.add_argument("node", help="host:port of the replica to make primary")
+    for p in (promote, switch):
+        p.add_argument("--arbiter", metavar="NAME", help="ask this arbiter (default: the "
+                       "leading one; only it acts, another answers with who leads)")
+        p.add_argument("--direct", action="store_true", help="act on the database nodes "
+                       "directly with the admin account, without an arbiter: for when none "
+                       "runs. The data-servers follow only once an arbiter publishes the new "
+                       "primary and database epoch")
     repoint = db_sub.add_parser("repoint", help="make a node a read-only replica of the "
                                 "primary (a node back from a failure)")
     common(repoint)
     repoint.add_argument("node", help="host:port")
-    repoint.add_argument("--primary", help="host:port (default: the writable primary)")
+    rejoin = db_sub.add_parser("rejoin", help="a diverged node: ingest what only it holds "
+                               "into the primary (idempotent), then clone the primary to it "
+                               "and make it a replica")
+    common(rejoin)
+    rejoin.add_argument("node", help="host:port")
+    for p in (repoint, rejoin):
+        p.add_argument("--primary", help="host:port (default: the writable primary)")
     for p in (promote, switch, repoint):
         p.add_argument("--timeout", type=float, default=60.0, help="seconds (default 60)")
+    rejoin.add_argument("--timeout", type=float, default=600.0,
+                        help="seconds (default 600: the clone copies the whole database)")
 
 
 def build_parser() -> argparse.ArgumentParser:

@@ -1,4 +1,5 @@
-"""Operator commands that talk to a running cluster: status, send-result, command.
+"""Operator commands that talk to a running cluster: status, send-result, command (and the
+arbiter calls of `shinha db switchover|promote`).
 
 They read the main file for the daemons' addresses and the cluster secret, and use plain
 urllib: a CLI call is one request, and it should start fast.
@@ -25,7 +26,8 @@ class CtlError(ShinhaError):
     """A control command failed (no daemon answered, a daemon refused)."""
 
 
-def _load(main_file: str) -> Config:
+def load_tree(main_file: str) -> Config:
+    """The loaded tree of `main_file`; CtlError when it has errors."""
     result = load_config(main_file)
     if result.config is None or not result.ok:
         raise CtlError("the configuration has errors; run: shinha check-config " + main_file)
@@ -36,8 +38,10 @@ def _url(d: DaemonLink, path: str) -> str:
     return f"{'https' if d.use_ssl else 'http'}://{d.address}:{d.listen_port}{path}"
 
 
-def _request(config: Config, d: DaemonLink, method: str, path: str,
-             body: dict[str, Any] | None = None, timeout: float = 5.0) -> Any:
+def request(config: Config, d: DaemonLink, method: str, path: str,
+            body: dict[str, Any] | None = None, timeout: float = 5.0) -> Any:
+    """One call to daemon `d`; its JSON answer. CtlError when it cannot be reached, or
+    refuses (then with the message of its error body)."""
     data = json.dumps(body).encode() if body is not None else None
     headers = {"Content-Type": "application/json"}
     if method != "GET":
@@ -55,8 +59,12 @@ def _request(config: Config, d: DaemonLink, method: str, path: str,
         with urllib.request.urlopen(req, timeout=timeout, context=ctx) as resp:
             return json.loads(resp.read() or b"null")
     except urllib.error.HTTPError as exc:
-        raise CtlError(f"{d.role} {d.name} answered {exc.code}: "
-                       f"{exc.read().decode(errors='replace')[:300]}") from None
+        text = exc.read().decode(errors="replace")
+        try:
+            message = str(json.loads(text)["message"])
+        except (ValueError, KeyError, TypeError):
+            message = text[:300]
+        raise CtlError(f"{d.role} {d.name} answered {exc.code}: {message}") from None
     except (urllib.error.URLError, OSError, TimeoutError) as exc:
         raise CtlError(f"{d.role} {d.name} at {_url(d, '')} unreachable: {exc}") from None
 
@@ -69,26 +77,38 @@ def _first_answer(config: Config, role: str, method: str, path: str,
     errors: list[str] = []
     for d in daemons:
         try:
-            return _request(config, d, method, path, body)
+            return request(config, d, method, path, body)
         except CtlError as exc:
             errors.append(str(exc))
     raise CtlError("no " + role + " answered:\n  " + "\n  ".join(errors or ["none defined"]))
 
 
-def status(main_file: str, as_json: bool) -> int:
-    """Print the cluster view of the leading arbiter."""
-    config = _load(main_file)
-    view = None
-    for d in sorted(config.daemons.get("arbiter", {}).values(), key=lambda d: d.spare):
+def cluster_view(config: Config, name: str | None = None) -> tuple[DaemonLink, Any]:
+    """The arbiter to ask and its `/cluster` view: the leading one (else the last that
+    answered), or arbiter `name`."""
+    arbiters = sorted(config.daemons.get("arbiter", {}).values(), key=lambda d: d.spare)
+    if name:
+        arbiters = [d for d in arbiters if d.name == name]
+        if not arbiters:
+            raise CtlError(f"no arbiter named {name} in {config.main_file}")
+    found: tuple[DaemonLink, Any] | None = None
+    for d in arbiters:
         try:
-            candidate = _request(config, d, "GET", "/cluster")
+            candidate = request(config, d, "GET", "/cluster")
         except CtlError:
             continue
-        view = candidate
+        found = (d, candidate)
         if candidate.get("leading"):
             break
-    if view is None:
+    if found is None:
         raise CtlError("no arbiter answered (is the cluster running? `shinha run`)")
+    return found
+
+
+def status(main_file: str, as_json: bool) -> int:
+    """Print the cluster view of the leading arbiter."""
+    config = load_tree(main_file)
+    view = cluster_view(config)[1]
     if as_json:
         json.dump(view, sys.stdout, indent=2)
         sys.stdout.write("\n")
@@ -105,14 +125,44 @@ def status(main_file: str, as_json: bool) -> int:
         print(f"{d['role']:<11}{d['name']:<22}{d['address'] + ':' + str(d['port']):<22}"
               f"{state:<8}{'yes' if d['spare'] else 'no':<6}{ago:<8}{d.get('holds', '')}"
               f"{'  ' + d['degraded'] if d.get('degraded') else ''}")
+    if view.get("database"):
+        _print_database(view["database"])
     for problem in view.get("problems", []):
         print(f"problem: {problem}")
     return 0 if all(d["alive"] for d in view["daemons"] if not d["spare"]) else 1
 
 
+def _print_database(database: dict[str, Any]) -> None:
+    """The MariaDB tier: what the arbiter publishes, then every node as it last probed it."""
+    topology = database["topology"]
+    unprotected = bool(topology.get("unprotected"))
+    print(f"\ndatabase primary {topology['primary'] or 'NONE (writes wait)'}  database epoch "
+          f"{topology['epoch']}" + ("  UNPROTECTED" if unprotected else ""))
+    print(f"{'NODE':<22}{'ROLE':<10}{'REACHABLE':<10}{'RO':<4}{'GTID':<24}{'LAG':<6}"
+          f"{'IO/SQL':<18}{'EPOCH':<7}NOTE")
+    for n in database["nodes"]:
+        name = n["node"]
+        role = ("primary" if name == topology["primary"] else
+                "diverged" if name in topology.get("diverged", []) else
+                "replica" if n.get("is_replica") else "-")
+        reachable = "yes" if n["reachable"] else "NO"
+        ro = "-" if n.get("read_only") is None else ("yes" if n["read_only"] else "no")
+        lag = "-" if n.get("seconds_behind") is None else f"{n['seconds_behind']}s"
+        threads = (f"{n.get('io_state') or 'No'}/{'Yes' if n.get('sql_running') else 'No'}"
+                   if n.get("is_replica") else "-")
+        epoch = "-" if n.get("db_epoch") is None else str(n["db_epoch"])
+        note = n.get("error") or n.get("last_io_error") or n.get("last_sql_error") or ""
+        if role == "primary" and unprotected:
+            note = "unprotected: semi-sync fell back to asynchronous (no replica acknowledged "\
+                   "in time)"
+        gtid = n.get("gtid_current_pos") or "-"
+        print(f"{name:<22}{role:<10}{reachable:<10}{ro:<4}{gtid:<24}{lag:<6}{threads:<18}"
+              f"{epoch:<7}{note[:100]}")
+
+
 def send_result(main_file: str, host: str, service: str, code: int, output: str,
                 receiver: str | None) -> int:
-    config = _load(main_file)
+    config = load_tree(main_file)
     body = {"results": [{"host": host, "service": service, "return_code": code,
                          "output": output}]}
     reply = _first_answer(config, "receiver", "POST", "/api/results", body, receiver)
@@ -121,7 +171,7 @@ def send_result(main_file: str, host: str, service: str, code: int, output: str,
 
 
 def command(main_file: str, lines: list[str], receiver: str | None) -> int:
-    config = _load(main_file)
+    config = load_tree(main_file)
     reply = _first_answer(config, "receiver", "POST", "/api/commands", {"commands": lines},
                           receiver)
     print(f"accepted: {reply['accepted']} ({', '.join(reply['ids'])})")

@@ -422,6 +422,37 @@ class DatabaseReach(Wire):
     error: str = ""
 
 
+class DatabaseChange(Wire):
+    """`shinha db switchover|promote NODE` → the leading arbiter: make NODE the primary."""
+
+    node: str = Field(min_length=3, max_length=300, description="host:port, as written in "
+                      "ha_hosts.")
+    timeout: float = Field(60.0, gt=0, le=3600, description="Seconds the change may take.")
+
+
+class DatabaseChangeReply(Wire):
+    """What the leading arbiter did; it has published the new primary when it answers."""
+
+    action: Literal["switchover", "promote"]
+    old_primary: str = Field(description="The primary published before ('' when none was).")
+    primary: str
+    previous_epoch: Int64
+    epoch: Int64
+    seconds: float
+    repointed: list[str] = Field(default_factory=list)
+    skipped: list[str] = Field(default_factory=list, description="Nodes left as they were, "
+                               "each with why and what to do.")
+
+
+class NotLeading(Finite):
+    """409 from an arbiter that does not lead: only the leading one acts."""
+
+    error: Literal["not_leading"] = "not_leading"
+    message: str
+    leader: str = Field("", description="The arbiter the daemons last saw leading ('' when "
+                        "none is known).")
+
+
 class InboxAck(Wire):
     taken: list[str]
     not_mine: list[str] = Field(default_factory=list, description="For another scheduler "

@@ -19,6 +19,7 @@ from typing import TYPE_CHECKING, Any
 from aiohttp import web
 
 from shinha.arbiter.assign import Assignment, assign
+from shinha.arbiter.dbapi import DatabaseApi
 from shinha.arbiter.partition import Plan, plan
 from shinha.arbiter.view import ClusterView, DaemonView, DatabaseView
 from shinha.config.daemons import Arbiter, DaemonLink, Poller, Scheduler
@@ -116,6 +117,7 @@ class ArbiterDaemon(Daemon):
     def add_routes(self, app: web.Application) -> None:
         app.router.add_get("/cluster", self._cluster)
         app.router.add_post("/arbiter/heartbeat", self._heartbeat)
+        DatabaseApi(self).add_routes(app)  # POST /db/switchover, /db/promote
 
     @property
     def active(self) -> bool:

@@ -23,6 +23,7 @@ from collections.abc import Awaitable, Callable
 from shinha.clock import Clock
 from shinha.daemon.state import StateDir
 from shinha.db import admin
+from shinha.db.admin import Promotion
 from shinha.db.failover import AntiFlap, diverged
 from shinha.db.options import MariadbOptions, Node
 from shinha.db.probe import NodeStatus, probe_all
@@ -57,6 +58,10 @@ class DatabaseWatch:
         #: Epochs the data-servers hold (from their pings): a new leader starts above them.
         self.seen_epochs: dict[str, int] = {}
         self._said: set[str] = set()
+        #: One actor on the nodes at a time: the loop's round, or an operator's switchover or
+        #: promote (a round in the middle of a switchover would see the old primary read-only
+        #: and make it writable again).
+        self._acting = asyncio.Lock()
 
     # --- what the arbiter publishes and shows -------------------------------------------------
 
@@ -104,6 +109,10 @@ class DatabaseWatch:
 
     async def check(self, acting: bool) -> None:
         """One round: probe every node; when acting, keep a primary published."""
+        async with self._acting:
+            await self._check(acting)
+
+    async def _check(self, acting: bool) -> None:
         # probe_all reads a writable node again after its replicas: a replica read a moment
         # later must not look ahead of its primary (it would read as diverged).
         self.statuses = {s.node: s for s in await probe_all(self.options)}
@@ -142,6 +151,10 @@ class DatabaseWatch:
         # The node already primary: writable or holding the highest fence, not a replica.
         heads = [s for s in reachable if not s.is_replica]
         if not heads:
+            lost = self._followed(reachable)
+            if lost is not None:
+                await self._adopt_lost(lost, max(1, top))
+                return
             self._say("boot-heads", logging.ERROR, "every reachable database node is a "
                       "replica: none to write to (promote one: shinha db promote NODE)")
             return
@@ -175,6 +188,31 @@ class DatabaseWatch:
 
     def _rank(self, name: str) -> int:
         return next((i for i, n in enumerate(self.nodes) if n.name == name), len(self.nodes))
+
+    def _followed(self, reachable: list[NodeStatus]) -> Node | None:
+        """The node of ha_hosts that the reachable replicas follow, when it does not answer:
+        the primary a previous leader published, lost before this arbiter led."""
+        sources = [s.replicates_from for s in reachable if s.is_replica and s.replicates_from]
+        if not sources:
+            return None
+        name = max(sources, key=sources.count)
+        status = self.statuses.get(name)
+        if name not in self.by_name or status is None or status.reachable:
+            return None
+        return self.by_name[name]
+
+    async def _adopt_lost(self, node: Node, epoch: int) -> None:
+        """A new leader (the spare, a restarted master) while the primary is down: take it
+        as the primary it was, so that this leader fails over as the previous one would
+        have — after ha_connect_retries failed checks (this one counts) and once the
+        data-servers confirm — instead of waiting for an operator to promote a replica."""
+        self._forget("boot-")
+        self.primary, self.epoch, self.failures = node, epoch, 1
+        self.state.save("db_epoch", {"epoch": epoch})
+        self._say("primary-down", logging.WARNING, "database primary %s, which the replicas "
+                  "follow, is down (%s): failover after %d failed checks", node.name,
+                  self.statuses[node.name].error, self.options.ha_connect_retries)
+        await self.publish()
 
     # --- failover -------------------------------------------------------------------------------
 
@@ -210,19 +248,50 @@ class DatabaseWatch:
                     epoch, old.name)
         await self.publish()
 
-    async def switchover(self, node: Node) -> None:
-        """A planned change of primary (zero lost): what `shinha db switchover` asks the
-        leading arbiter to do."""
-        if self.primary is None:
-            raise DatabaseError(node.name, "no primary is published yet")
-        epoch = max([self.epoch, *(s.db_epoch or 0 for s in self.view())]) + 1
-        await admin.switchover(self.options, node, epoch, old_primary=self.primary)
-        self.flap.record(self.clock.monotonic())
-        self.primary, self.epoch = node, epoch
-        self.state.save("db_epoch", {"epoch": epoch})
-        log.warning("switched the database primary over to %s, database epoch %d", node.name,
-                    epoch)
+    def _next_epoch(self) -> int:
+        return max([self.epoch, *(s.db_epoch or 0 for s in self.view()),
+                    *self.seen_epochs.values()]) + 1
+
+    async def switchover(self, node: Node, timeout: float = 60.0) -> Promotion:
+        """A planned change of primary to replica `node`, nothing lost: what `shinha db
+        switchover` asks the leading arbiter to do. Published before it returns."""
+        async with self._acting:
+            if self.primary is None:
+                raise DatabaseError(node.name, "no primary is published yet: wait for the "
+                                    "arbiter to find it (shinha status), or promote "
+                                    "one (shinha db promote NODE)")
+            epoch = self._next_epoch()
+            promotion = await admin.switchover(self.options, node, epoch,
+                                               old_primary=self.primary, timeout=timeout)
+            old = self.primary
+            self._now_primary(node, epoch)
+            log.warning("switched the database primary over from %s to %s, database epoch %d",
+                        old.name, node.name, epoch)
         await self.publish()
+        return promotion
+
+    async def promote(self, node: Node, timeout: float = 60.0) -> Promotion:
+        """Promote `node` at the operator's word (the primary is lost, or none is known):
+        what `shinha db promote NODE` asks the leading arbiter to do. No anti-flap and no
+        data-server confirmation (the operator decided), but never while another node is
+        a writable primary. Published before it returns."""
+        async with self._acting:
+            old = self.primary
+            epoch = self._next_epoch()
+            promotion = await admin.promote(self.options, node, epoch, timeout=timeout)
+            self.diverged.discard(node.name)
+            self._now_primary(node, epoch)
+            log.warning("promoted %s at the operator's word, database epoch %d (primary was "
+                        "%s)", node.name, epoch, old.name if old else "unknown")
+        await self.publish()
+        return promotion
+
+    def _now_primary(self, node: Node, epoch: int) -> None:
+        self.flap.record(self.clock.monotonic())
+        self.primary, self.epoch, self.failures = node, epoch, 0
+        self.state.save("db_epoch", {"epoch": epoch})
+        self._forget("primary-")
+        self._forget("boot-")
 
     # --- keeping the others in line ---------------------------------------------------------
 
@@ -254,7 +323,12 @@ class DatabaseWatch:
                 log.warning("database node %s is back", node.name)
                 self._forget(f"replica-down-{node.name}")
             if node.name in self.diverged:
-                continue
+                if not (status.is_replica and status.replicates_from == self.primary.name
+                        and not diverged(primary, status)):
+                    continue
+                self.diverged.discard(node.name)  # resynced (shinha db rejoin)
+                log.warning("database node %s is no longer diverged: a replica of %s again",
+                            node.name, self.primary.name)
             if status.is_replica and status.replicates_from == self.primary.name:
                 if not status.read_only:
                     await self._repoint(node)  # read_only first, whatever else it does
@@ -278,8 +352,8 @@ class DatabaseWatch:
         if status.node not in self.diverged:
             self.diverged.add(status.node)
             log.error("database node %s is diverged: it holds transactions the primary %s "
-                      "lacks (%s vs %s); it is never used until resynced (shinha db "
-                      "rejoin %s)", status.node, primary.node, status.gtid_current_pos,
+                      "lacks (%s vs %s); it is never used until resynced: shinha db "
+                      "rejoin %s", status.node, primary.node, status.gtid_current_pos,
                       primary.gtid_current_pos, status.node)
 
     def _track_semi_sync(self, status: NodeStatus) -> None:

@@ -1,6 +1,9 @@
-"""`shinha db init|status|promote|switchover|repoint`: the operator's commands for the MariaDB
-nodes of the data tier. They read the `module_type mariadb` module of the main file (the same
-etc/ tree on every host) and talk to the nodes with its admin account.
+"""`shinha db init|status|promote|switchover|repoint|rejoin`: the operator's commands for the
+MariaDB nodes of the data tier. They read the `module_type mariadb` module of the main file
+(the same etc/ tree on every host) and talk to the nodes with its admin account — except
+`switchover` and `promote`, which ask the leading arbiter (`run_change`): it alone publishes
+the primary and the database epoch the data-servers write under. `--direct` acts on the
+nodes instead, for when no arbiter runs.
 """
 
 from __future__ import annotations
@@ -10,7 +13,9 @@ import getpass
 import json
 import os
 import sys
-from typing import Any, TextIO
+from typing import TYPE_CHECKING, Any, Literal, TextIO
+
+from pydantic import ValidationError
 
 from shinha.config import load_config
 from shinha.db.admin import Promotion, init, promote, repoint, switchover
@@ -25,7 +30,12 @@ from shinha.db.failover import (
 )
 from shinha.db.options import MariadbOptions, Node, mariadb_options
 from shinha.db.probe import NodeStatus, node_of, probe_all
+from shinha.db.rejoin import RejoinReport, rejoin
 from shinha.errors import ConfigError, DatabaseError
+from shinha.wire import DatabaseChangeReply
+
+if TYPE_CHECKING:
+    from shinha.config.loader import Config
 
 #: Where `shinha db init --bootstrap-user` takes the password from (never a command line).
 BOOTSTRAP_PASSWORD_ENV = "SHINHA_DB_BOOTSTRAP_PASSWORD"
@@ -36,7 +46,12 @@ def load_options(main_file: str, module: str | None = None) -> MariadbOptions:
     result = load_config(main_file)
     if result.config is None or not result.ok:
         raise ConfigError(f"the configuration has errors; run: shinha check-config {main_file}")
-    config = result.config
+    return options_of(result.config, module)
+
+
+def options_of(config: Config, module: str | None = None) -> MariadbOptions:
+    """The options of the MariaDB storage module of a loaded tree (see load_options)."""
+    main_file = config.main_file
     mariadb = {name: m for name, m in config.modules.items() if m.module_type == "mariadb"}
     if module:
         if module not in config.modules:
@@ -214,18 +229,82 @@ def run_repoint(options: MariadbOptions, node_text: str, primary_text: str | Non
 
     async def go() -> Node:
         node = parse_node(options, node_text)
-        if primary_text:
-            primary = parse_node(options, primary_text)
-        else:
-            statuses = await probe_all(options)
-            heads = primaries(statuses, cluster_identity(statuses))
-            if len(heads) != 1:
-                raise DatabaseError(node.name, f"{len(heads)} writable primaries answer: say "
-                                    "which with --primary")
-            primary = node_of(heads[0].node)
+        primary = await _the_primary(options, node, primary_text)
         await repoint(options, node, primary, timeout=timeout)
         return primary
 
     primary = asyncio.run(go())
     out.write(f"{node_text} replicates from {primary.name} (read_only=1)\n")
+    return 0
+
+
+def run_rejoin(options: MariadbOptions, node_text: str, primary_text: str | None,
+               timeout: float, out: TextIO | None = None) -> int:
+    """`shinha db rejoin NODE [--primary P]`: salvage what a diverged NODE alone holds
+    into the primary, then make it a replica again (shinha/db/rejoin.py)."""
+    out = out or sys.stdout
+
+    async def go() -> RejoinReport:
+        node = parse_node(options, node_text)
+        primary = await _the_primary(options, node, primary_text)
+        return await rejoin(options, node, primary, timeout=timeout)
+
+    for line in asyncio.run(go()).lines():
+        out.write(line + "\n")
+    return 0
+
+
+async def _the_primary(options: MariadbOptions, node: Node, primary_text: str | None) -> Node:
+    """The primary named, else the one writable primary of the cluster."""
+    if primary_text:
+        return parse_node(options, primary_text)
+    statuses = await probe_all(options)
+    heads = primaries(statuses, cluster_identity(statuses))
+    if len(heads) != 1:
+        raise DatabaseError(node.name, f"{len(heads)} writable primaries answer: say which "
+                            "with --primary")
+    return node_of(heads[0].node)
+
+
+def run_change(main_file: str, module: str | None, action: Literal["switchover", "promote"],
+               node_text: str | None, timeout: float, arbiter: str | None = None,
+               out: TextIO | None = None) -> int:
+    """`shinha db switchover|promote NODE`: ask the leading arbiter (or arbiter `arbiter`)
+    to make NODE the primary; it publishes the new primary and database epoch to the
+    data-servers before it answers. A tree that defines no arbiter acts directly."""
+    from shinha import ctl
+
+    out = out or sys.stdout
+    config = ctl.load_tree(main_file)
+    options = options_of(config, module)
+    if not config.daemons.get("arbiter"):
+        sys.stderr.write(f"{main_file} defines no arbiter: acting on the database nodes "
+                         "directly (--direct)\n")
+        if action == "switchover":
+            return run_switchover(options, node_text or "", timeout, out)
+        return run_promote(options, node_text, timeout, out)
+    if not node_text:
+        raise ConfigError("name the node to promote: shinha db promote NODE (shinha status "
+                          "lists every node); --direct promotes the most advanced replica "
+                          "without the arbiter")
+    node = parse_node(options, node_text)
+    link, _ = ctl.cluster_view(config, arbiter)
+    answer = ctl.request(config, link, "POST", f"/db/{action}",
+                         {"node": node.name, "timeout": timeout}, timeout=timeout + 30.0)
+    try:
+        reply = DatabaseChangeReply.model_validate(answer)
+    except ValidationError as exc:
+        raise ctl.CtlError(f"arbiter {link.name}: unexpected answer to /db/{action} ("
+                           f"{exc.errors()[0]['msg']}); is it the same shinha version?"
+                           ) from None
+    old = reply.old_primary or "none published"
+    what = (f"switched over from {old} to {reply.primary}" if action == "switchover"
+            else f"promoted {reply.primary} (primary was {old})")
+    out.write(f"{what} in {reply.seconds:.2f} s: database epoch {reply.epoch} (was "
+              f"{reply.previous_epoch}), published by arbiter {link.name} to the "
+              "data-servers\n")
+    for name in reply.repointed:
+        out.write(f"  re-pointed {name} at it\n")
+    for note in reply.skipped:
+        out.write(f"  not re-pointed: {note}\n")
     return 0
