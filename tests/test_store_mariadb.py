@@ -139,12 +139,13 @@ def test_the_fence_waits_for_the_writer_in_flight_then_refuses_it(
         async with MariadbStore(backend.options) as store:
             await write_fence(here, 2, backend.options)
             store.set_primary(here, 2)
+            assert (await store.ingest(batch(result("first")))).stored_new == 1
             other = await session(backend)
             try:
-                # Another writer's turn: the ingest passes the fence, then waits for it.
+                # Another writer holds the check: the ingest passes the fence, then waits.
                 await other.begin()
-                await other.fetchall("SELECT name FROM counters FOR UPDATE")
-                ingest = asyncio.ensure_future(store.ingest(batch(result("a"))))
+                await other.fetchall("SELECT id FROM states WHERE host = 'web1' FOR UPDATE")
+                ingest = asyncio.ensure_future(store.ingest(batch(result("a", rc=1))))
                 await wait_until(LockWaits(node, 1), "the ingest to wait for its turn")
                 promote = asyncio.ensure_future(write_fence(here, 3, backend.options))
                 await wait_until(LockWaits(node, 2), "the fence to wait for the ingest")
@@ -157,7 +158,7 @@ def test_the_fence_waits_for_the_writer_in_flight_then_refuses_it(
                 other.close()
             with pytest.raises(DatabaseFenced):
                 await store.ingest(batch(result("b")))
-            assert (await store.counters())["results"] == 1
+            assert (await store.counters())["results"] == 2
 
     asyncio.run(go())
 

@@ -15,7 +15,8 @@ is the database, not this process (other data-servers write too):
 - a check, result id or event id that two ingests both find new is inserted by both: the
   unique key makes the second wait for the first and then fail with a duplicate key, and the
   second is run again from the start (it then finds them known);
-- the counters rows are updated last, so ingests queue on them only for their commit.
+- the counters are updated last, each transaction on its own slot of them (schema.py
+  ADD_COUNTERS), so that ingests do not queue there for each other's commit.
 Sweeps and purges lock the rows they change, as any writer does.
 
 An ingest is a handful of round trips whatever its size: the ids, the baselines, the new
@@ -79,6 +80,8 @@ CHUNK = 1000
 WRITE_ATTEMPTS = 8
 #: Write transactions this store runs at once (each on its own connection).
 WRITERS = 4
+#: Results from which one batch is stored as two transactions side by side.
+SPLIT_FROM = 200
 
 
 @dataclass(frozen=True, slots=True)
@@ -285,6 +288,19 @@ class MariadbStore(Store):
         if not (batch.results or batch.states or batch.events):
             return IngestReply(accepted=[], stored_new=0, only_bumped=0, duplicates=0)
         now = self._clock.time()
+        parts = _split(batch)
+        if len(parts) == 1:
+            return await self._write(lambda s: self._ingest_tx(s, batch, now))
+        # Its halves side by side: one is planned here while the server runs the other's
+        # statements. A half stored before the other failed is stored: the resent batch
+        # finds its ids known (idempotent), as for any batch resent.
+        replies = await asyncio.gather(*(self._ingest_part(part, now) for part in parts))
+        return IngestReply(accepted=[i for r in replies for i in r.accepted],
+                           stored_new=sum(r.stored_new for r in replies),
+                           only_bumped=sum(r.only_bumped for r in replies),
+                           duplicates=sum(r.duplicates for r in replies))
+
+    async def _ingest_part(self, batch: IngestBatch, now: float) -> IngestReply:
         return await self._write(lambda s: self._ingest_tx(s, batch, now))
 
     async def _ingest_tx(self, s: Session, batch: IngestBatch, now: float) -> IngestReply:
@@ -320,8 +336,9 @@ class MariadbStore(Store):
         row_ids: dict[str, int] = {}
         for sql in await self._cpu(lambda: ingest.result_rows(plan, check_ids)):
             row_ids.update((str(rid), int(i)) for i, rid in await s.fetchall(sql))
+        slot = random.randrange(schema.COUNTER_SLOTS)
         await s.run_list(await self._cpu(lambda: ingest.the_rest(
-            plan, check_ids, row_ids, texts, now, self.id_retention)))
+            plan, check_ids, row_ids, texts, now, self.id_retention, slot)))
         return plan.reply()
 
     async def _cpu(self, fn: Callable[[], T]) -> T:
@@ -405,9 +422,12 @@ class MariadbStore(Store):
 
     async def counters(self, *, replica: Node | None = None) -> dict[str, int]:
         async def read(s: Session) -> dict[str, int]:
-            values = {str(n): int(v) for n, v in
-                      await s.fetchall("SELECT name, value FROM counters")}
-            return {name: values.get(name, 0) for name in COUNTERS}
+            values = dict.fromkeys(COUNTERS, 0)
+            for name, value in await s.fetchall("SELECT name, value FROM counters"):
+                base = str(name).partition("@")[0]  # a slot's row (schema.ADD_COUNTERS)
+                if base in values:
+                    values[base] += int(value)
+            return values
 
         return await self._read(read, replica)
 
@@ -424,6 +444,25 @@ class MariadbStore(Store):
 
 
 # --- statements of one transaction ------------------------------------------------------------
+
+
+def _split(batch: IngestBatch) -> list[IngestBatch]:
+    """A big batch in two halves by check (every item of a check in the same half), else
+    the batch alone."""
+    if len(batch.results) < SPLIT_FROM:
+        return [batch]
+    keys = sorted({(r.host, r.service) for r in batch.results})
+    first = set(keys[:len(keys) // 2])
+    if not first:
+        return [batch]
+    halves = [IngestBatch(scheduler=batch.scheduler, epoch=batch.epoch) for _ in range(2)]
+    for r in batch.results:
+        halves[(r.host, r.service) not in first].results.append(r)
+    for row in batch.states:
+        halves[(row.host, row.service) not in first].states.append(row)
+    for e in batch.events:
+        halves[(e.host, e.service) not in first].events.append(e)
+    return halves
 
 
 def _chunks(items: list[str]) -> Iterable[list[str]]:

@@ -5,8 +5,8 @@ The ids taken are written while the plan is made (they do not depend on it). The
 steps, because each needs ids the one before made: the rows of checks first known from this
 batch (INSERT … RETURNING their ids), their result rows (RETURNING theirs), then everything
 else as one statement list: superseded rows, current-result bumps, the scheduler's state
-rows, events, expired ids, and the counters last (shinha/dataserver/mariadb.py: concurrent
-ingests wait on those rows only for each other's commit).
+rows, events, expired ids, and the counters last, in one of several slots
+(shinha/db/schema.py ADD_COUNTERS).
 """
 
 from __future__ import annotations
@@ -67,9 +67,11 @@ def ids_taken(result_ids: list[str], now: float) -> list[str]:
 
 
 def the_rest(plan: IngestPlan, check_ids: dict[Key, int], row_ids: dict[str, int],
-             texts: dict[Key, Texts], now: float, id_retention: float) -> list[str]:
+             texts: dict[Key, Texts], now: float, id_retention: float,
+             slot: int = 0) -> list[str]:
     """Every other write of the batch (the ids taken aside), in the order SQLite makes
-    them. `texts`: the output, long output and perfdata each known check shows now."""
+    them. `texts`: the output, long output and perfdata each known check shows now; `slot`:
+    which counters rows this transaction adds to."""
     retired: list[tuple[Any, ...]] = []
     bumps: list[tuple[Any, ...]] = []
     light: list[tuple[Any, ...]] = []
@@ -104,9 +106,11 @@ def the_rest(plan: IngestPlan, check_ids: dict[Key, int], row_ids: dict[str, int
         statements.append(literal("DELETE FROM seen_results WHERE received < %s "
                                   "ORDER BY received LIMIT %s",
                                   (now - id_retention, 2 * len(plan.fresh_ids))))
-    # Last, in one order: concurrent ingests queue on these rows only for their commit.
-    statements += [literal(schema.ADD_COUNTER, (n, name))
-                   for name, n in sorted(plan.counter_deltas().items()) if n]
+    # Last: the counters rows of one slot of the counter (see schema.ADD_COUNTERS).
+    counted = [literal("(%s, %s)", (f"{name}@{slot}", n))
+               for name, n in sorted(plan.counter_deltas().items()) if n]
+    if counted:
+        statements.append(schema.ADD_COUNTERS + ", ".join(counted) + schema.ADD_COUNTERS_TAIL)
     return statements
 
 

@@ -153,7 +153,13 @@ def joined_update(table: str, columns: tuple[str, ...], assignments: str) -> tup
     return head, row, f") v ON t.id = v.id SET {assignments} WHERE t.id IN ("
 
 
-ADD_COUNTER = "UPDATE counters SET value = value + %s WHERE name = %s"
+#: A counter is the sum of its rows: `name` (seeded) and `name@slot`. Each write
+#: transaction adds to the rows of one slot (chosen at random among COUNTER_SLOTS): on one
+#: row per counter, concurrent ingests would queue there and commit one after the other, each
+#: waiting for the other's fsync, where slots let them commit together (group commit).
+COUNTER_SLOTS = 16
+ADD_COUNTERS = "INSERT INTO counters (name, value) VALUES "
+ADD_COUNTERS_TAIL = " ON DUPLICATE KEY UPDATE value = value + VALUES(value)"
 
 
 # --- creation and migration --------------------------------------------------------------------
