@@ -21,7 +21,7 @@ from aiohttp import web
 from shinha.arbiter.assign import Assignment, assign
 from shinha.arbiter.dbapi import DatabaseApi
 from shinha.arbiter.partition import Plan, plan
-from shinha.arbiter.view import ClusterView, DaemonView, DatabaseView
+from shinha.arbiter.view import ClusterView, cluster_view
 from shinha.config.daemons import Arbiter, DaemonLink, Poller, Scheduler
 from shinha.daemon.base import Daemon, DaemonContext, Fenced, daemon_ref, refusal
 from shinha.daemon.peers import PeerLink
@@ -98,10 +98,10 @@ class ArbiterDaemon(Daemon):
     def peers(self) -> list[PeerLink]:
         return [*self.links.values(), *self.arbiters.values()]
 
-    def _definition(self, link: PeerLink) -> DaemonLink:
+    def definition(self, link: PeerLink) -> DaemonLink:
         return self.config.daemons[link.ref.role][link.name]
 
-    def _window(self, arbiter: str) -> float:
+    def window(self, arbiter: str) -> float:
         """How long an arbiter may stay silent before it counts as gone: its own
         max_check_attempts × check_interval."""
         d = self.config.daemons.get("arbiter", {}).get(arbiter)
@@ -172,7 +172,7 @@ class ArbiterDaemon(Daemon):
                 reply = await self.client.call(link.ref, "POST", "/db/reach",
                                                DatabaseReachQuery(node=node.name),
                                                DatabaseReach,
-                                               float(self._definition(link).timeout) + 3.0)
+                                               float(self.definition(link).timeout) + 3.0)
             except PeerError:
                 return None
             if reply.reachable:
@@ -193,7 +193,7 @@ class ArbiterDaemon(Daemon):
 
     async def _master_loop(self) -> None:
         spares = [link for link in self.arbiters.values() if link.ref.spare]
-        window = self._window(self.name)
+        window = self.window(self.name)
         while True:
             now = self.clock.monotonic()
             if self.leading and now > self.lease_until:
@@ -225,7 +225,7 @@ class ArbiterDaemon(Daemon):
             fenced_by = [r for r in replies
                          if r.epoch >= claim - 1 and r.leader and r.leader != self.name
                          and r.leader_seen_ago is not None
-                         and r.leader_seen_ago < self._window(r.leader)]
+                         and r.leader_seen_ago < self.window(r.leader)]
             if fenced_by:
                 note = (f"{fenced_by[0].name} follows arbiter {fenced_by[0].leader} at epoch "
                         f"{fenced_by[0].epoch}; waiting to reach the spare")
@@ -246,7 +246,7 @@ class ArbiterDaemon(Daemon):
         try:
             reply = await self.client.call(spare.ref, "POST", "/arbiter/heartbeat",
                                            Heartbeat(fence=fence), HeartbeatReply,
-                                           float(self._definition_of_arbiter(spare).timeout))
+                                           float(self.definition_of_arbiter(spare).timeout))
         except StaleEpoch as exc:
             self.highest_seen = max(self.highest_seen, exc.epoch)
             self._stand_down(f"spare {spare.name} holds epoch {exc.epoch}")
@@ -263,12 +263,12 @@ class ArbiterDaemon(Daemon):
         spare.part_hash = reply.config_hash
         return True
 
-    def _definition_of_arbiter(self, link: PeerLink) -> DaemonLink:
+    def definition_of_arbiter(self, link: PeerLink) -> DaemonLink:
         return self.config.daemons["arbiter"][link.name]
 
     async def _spare_loop(self) -> None:
         master = self._master()
-        window = self._window(master.name) if master else self._window(self.name)
+        window = self.window(master.name) if master else self.window(self.name)
         tick = self.clock.monotonic()
         while True:
             await asyncio.sleep(0.25)
@@ -327,7 +327,7 @@ class ArbiterDaemon(Daemon):
         self._reassign()
         self.leading = True
         self.took_lead_at = self.clock.monotonic()
-        self.lease_until = self.took_lead_at + self._window(self.name)
+        self.lease_until = self.took_lead_at + self.window(self.name)
         log.warning("arbiter %s takes the lead at epoch %d: %s", self.name, self.epoch, why)
         self.metrics.inc("leadership_taken_total", help_text="Times this arbiter took the lead.")
         await self._dispatch_round()
@@ -388,7 +388,7 @@ class ArbiterDaemon(Daemon):
             if was_alive != now_alive:
                 self._reassign()
                 await self._dispatch_round()
-            elif reply is not None and self._needs_dispatch(link):
+            elif reply is not None and self.needs_dispatch(link):
                 await self._dispatch_one(link)
 
     async def _ping_all(self) -> list[PingReply]:
@@ -405,7 +405,7 @@ class ArbiterDaemon(Daemon):
         asked = self.clock.monotonic()
         try:
             reply = await self.client.call(link.ref, "GET", "/ping", None, PingReply,
-                                           float(self._definition(link).timeout), headers)
+                                           float(self.definition(link).timeout), headers)
         except PeerError as exc:
             link.failure(str(exc))
             return None
@@ -421,7 +421,7 @@ class ArbiterDaemon(Daemon):
         self.last_ping[link.name] = reply
         return reply
 
-    def _needs_dispatch(self, link: PeerLink) -> bool:
+    def needs_dispatch(self, link: PeerLink) -> bool:
         reply = self.last_ping.get(link.name)
         if reply is None or not link.alive:
             return False
@@ -441,13 +441,13 @@ class ArbiterDaemon(Daemon):
         async with self._dispatching:
             await asyncio.gather(*(self._dispatch_one(link) for link in self.links.values()
                                    if link.alive and link.ever_seen
-                                   and self._needs_dispatch(link)))
+                                   and self.needs_dispatch(link)))
 
     async def _dispatch_one(self, link: PeerLink) -> None:
         lock = self._dispatch_locks.setdefault(link.name, asyncio.Lock())
         async with lock:
             # Another path may have brought it up to date while this one waited.
-            if self._needs_dispatch(link):
+            if self.needs_dispatch(link):
                 await self._send_dispatch(link)
 
     async def _send_dispatch(self, link: PeerLink) -> None:
@@ -458,7 +458,7 @@ class ArbiterDaemon(Daemon):
         try:
             reply = await self.client.call(link.ref, "POST", "/dispatch", dispatch,
                                            DispatchReply,
-                                           float(self._definition(link).data_timeout))
+                                           float(self.definition(link).data_timeout))
         except StaleEpoch as exc:
             self.highest_seen = max(self.highest_seen, exc.epoch)
             self._stand_down(f"{link.name} holds epoch {exc.epoch}, above ours ({self.epoch})")
@@ -517,56 +517,7 @@ class ArbiterDaemon(Daemon):
     # --- the cluster view ---------------------------------------------------------------------
 
     def cluster(self) -> ClusterView:
-        views = [DaemonView(
-            name=self.name, role="arbiter", address=self.link.address,
-            port=self.link.listen_port, host_name=self.link.host_name, spare=self.link.spare,
-            alive=True, attempts=0, last_contact=self.clock.time(), epoch=self.epoch,
-            config_hash=self.config.config_hash,
-            holds="leading" if self.leading else "standby")]
-        now = self.clock.monotonic()
-        for link in self.arbiters.values():
-            d = self._definition_of_arbiter(link)
-            # A spare only hears its master (heartbeats): alive while they come in.
-            alive = link.alive and link.ever_seen if not self.link.spare else (
-                link.last_contact_mono is not None
-                and now - link.last_contact_mono <= self._window(link.name))
-            views.append(DaemonView(
-                name=link.name, role="arbiter", address=link.ref.address, port=link.ref.port,
-                host_name=d.host_name, spare=d.spare, alive=alive,
-                attempts=link.attempts, last_contact=link.last_contact_wall,
-                epoch=link.epoch, config_hash=link.part_hash))
-        for name, link in sorted(self.links.items()):
-            d = self._definition(link)
-            reply = self.last_ping.get(name)
-            holds = ""
-            part = self.assignment.parts.get(name)
-            if part is not None:
-                holds = f"part {part.part_id} ({len(part.hosts)} hosts, {len(part.services)} " \
-                        "services)"
-            if name in self.assignment.standing_in:
-                holds = f"standing in for {self.assignment.standing_in[name]}" + (
-                    f": {holds}" if holds else "")
-            views.append(DaemonView(
-                name=name, role=link.ref.role, address=link.ref.address, port=link.ref.port,
-                host_name=d.host_name, spare=d.spare, alive=link.alive and link.ever_seen,
-                attempts=link.attempts, last_contact=link.last_contact_wall,
-                epoch=reply.epoch if reply else 0,
-                config_hash=reply.config_hash if reply else "", holds=holds,
-                degraded=self.assignment.degraded.get(name, ""),
-                in_sync=reply is not None and link.alive and not self._needs_dispatch(link),
-                election=(f"master {reply.election_master or 'nobody'} (term "
-                          f"{reply.election_term})" + (f", down: {', '.join(reply.election_down)}"
-                                                      if reply.election_down else ""))
-                if reply and reply.role in ("poller", "dataserver") else ""))
-        return ClusterView(arbiter=self.name, epoch=self.epoch,
-                           config_hash=self.config.config_hash, leading=self.leading,
-                           spare_config_mismatch=bool(self.owns()["config_mismatch"]),
-                           daemons=views, unplaced_hosts=len(self.plan.unplaced_hosts),
-                           unowned_checks=len(self.plan.unowned_checks),
-                           problems=self.problems,
-                           database=DatabaseView(
-                               topology=self.dbwatch.topology(),
-                               nodes=self.dbwatch.view()) if self.dbwatch else None)
+        return cluster_view(self)
 
     async def _cluster(self, request: web.Request) -> web.Response:
         return json_response(self.cluster())
