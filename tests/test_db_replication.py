@@ -26,7 +26,7 @@ import pytest
 
 from shinha.cli import main as shinha_main
 from shinha.dataserver.mariadb import MariadbStore
-from shinha.db import admin
+from shinha.db import admin, setup
 from shinha.db.ctl import BOOTSTRAP_PASSWORD_ENV
 from shinha.db.failover import choose_candidate, diverged, elect, errant, next_epoch, role
 from shinha.db.options import MariadbOptions, Node, mariadb_options
@@ -461,7 +461,7 @@ def test_wrong_credentials_unreachable_node_and_another_cluster(
         asyncio.run(admin.promote(with_nowhere, node_of(nowhere), 99))
     assert unreachable.value.node == nowhere.node
     with pytest.raises(DatabaseError, match="needs every node") as refused:
-        asyncio.run(admin.init(with_nowhere, force=True))
+        asyncio.run(setup.init(with_nowhere, force=True))
     assert refused.value.node == nowhere.node
     assert time.monotonic() - started < 10
     replica.kill(signal.SIGSTOP)
@@ -477,7 +477,7 @@ def test_wrong_credentials_unreachable_node_and_another_cluster(
     try:
         bootstrap_account(stranger)
         alone = opts([stranger])
-        asyncio.run(admin.init(alone, bootstrap_user=BOOT_USER, bootstrap_password=BOOT_PASS))
+        asyncio.run(setup.init(alone, bootstrap_user=BOOT_USER, bootstrap_password=BOOT_PASS))
         mixed = opts([*nodes, stranger])
         found = statuses(mixed)
         assert choose_candidate(found, node_of(head)) != node_of(stranger)

@@ -1,5 +1,6 @@
-"""Replication administration of the MariaDB nodes with the admin account (ha_dbuser): set a
-cluster up (`init`), promote a replica, re-point a node at a primary, switch over.
+"""Replication administration of the MariaDB nodes with the admin account (ha_dbuser): clone a
+replica, promote a replica, re-point a node at a primary, switch over (setting a cluster up
+is shinha/db/setup.py).
 
 Every action has a deadline and fails with a DatabaseError that names the node and says what
 to do. A node is made read-only before anything else is done to it, and a promoted node has
@@ -11,15 +12,10 @@ from __future__ import annotations
 
 import asyncio
 import logging
-import time
-import uuid
-from collections.abc import AsyncIterator, Sequence
-from contextlib import asynccontextmanager
-from typing import Any
+from collections.abc import Sequence
 
 from pydantic import BaseModel
 
-from shinha.db import schema
 from shinha.db.clone import dump_into
 from shinha.db.conn import Session
 from shinha.db.failover import (
@@ -37,34 +33,20 @@ from shinha.db.fence import write_fence
 from shinha.db.gtid import GtidPosition
 from shinha.db.options import MariadbOptions, Node
 from shinha.db.probe import (
-    CLUSTER_TABLE,
     NodeStatus,
     admin_session,
     node_of,
     probe_all,
     read_status,
 )
+from shinha.db.steps import deadline, in_step, run_step, step_value
 from shinha.errors import DatabaseError, DatabaseFenced, DatabaseUnreachable
 
 log = logging.getLogger("shinha.db")
 
-CLUSTER_DDL = (f"CREATE TABLE IF NOT EXISTS {CLUSTER_TABLE} (id TINYINT NOT NULL PRIMARY KEY, "
-               "cluster_id CHAR(36) NOT NULL, created_at DOUBLE NOT NULL) ENGINE=InnoDB")
-
 #: IO-thread errors that retrying will not cure: access denied, binlog missing or diverged,
 #: another node with our server_id.
 _FATAL_IO = frozenset({1045, 1236, 1593})
-
-
-class InitReport(BaseModel):
-    """What `init` set up."""
-
-    cluster_id: str
-    primary: Node
-    replicas: list[Node]
-    gtid_pos: str
-    semi_sync: bool
-    warnings: list[str] = []
 
 
 class Promotion(BaseModel):
@@ -78,201 +60,23 @@ class Promotion(BaseModel):
     skipped: list[str] = []
 
 
-async def _run(s: Session, sql: str, args: Sequence[Any] | None = None,
-               what: str = "") -> None:
-    """Run one statement; a failure says which step it was."""
-    try:
-        await s.execute(sql, args)
-    except DatabaseError as exc:
-        raise _in_step(exc, what) from None
-
-
-async def _value(s: Session, sql: str, args: Sequence[Any] | None = None,
-                 what: str = "") -> Any:
-    try:
-        row = await s.fetchone(sql, args)
-    except DatabaseError as exc:
-        raise _in_step(exc, what) from None
-    return row[0] if row else None
-
-
-def _in_step(exc: DatabaseError, what: str) -> DatabaseError:
-    if not what or isinstance(exc, DatabaseFenced):
-        return exc
-    message = str(exc).removeprefix(f"database {exc.node}: ")
-    return type(exc)(exc.node, f"{what}: {message}")
-
-
-@asynccontextmanager
-async def _deadline(node: Node, action: str, timeout: float) -> AsyncIterator[None]:
-    try:
-        async with asyncio.timeout(timeout):
-            yield
-    except TimeoutError:
-        raise DatabaseError(node.name, f"{action} did not finish within {timeout:g} s; "
-                            "run `shinha db status` to see where each node stands") from None
-
-
-# --- init ------------------------------------------------------------------------------------
-
-async def init(options: MariadbOptions, force: bool = False, *,
-               bootstrap_user: str | None = None, bootstrap_password: str | None = None,
-               timeout: float = 600.0) -> InitReport:
-    """Set the cluster up: accounts on every node, the schema, cluster marker and fence on
-    the primary (the first node of ha_hosts, or the cluster's current primary), a clone of it
-    on every other node, GTID replication running. Refuses to overwrite data unless `force`.
-
-    `bootstrap_user` is an account able to create users (e.g. root) for when the admin
-    account does not exist yet; the admin account itself is used when it is None.
-    """
-    user = bootstrap_user or options.admin_user
-    password = (bootstrap_password or "") if bootstrap_user else options.admin_pass
-    async with _deadline(options.ha_hosts[0], "shinha db init", timeout):
-        found = await probe_all(options, user=user, password=password)
-        source = _init_source(options, found, force)
-        warnings = _check_init(options, found, source, force)
-        for node in options.ha_hosts:
-            async with admin_session(options, node, user, password) as s:
-                await _make_accounts(s, options)
-        cluster_id = await _prepare_primary(options, found[options.ha_hosts.index(source)])
-        replicas = [n for n in options.ha_hosts if n != source]
-        for node in replicas:
-            await clone_replica(options, source, node, timeout)
-        async with admin_session(options, source) as s:
-            await _primary_settings(s, options)
-            await _run(s, "SET GLOBAL read_only = 0", what="making the primary writable")
-            pos = str(await _value(s, "SELECT @@gtid_binlog_pos"))
-        for node in replicas:
-            async with admin_session(options, node, statement_timeout=timeout) as s:
-                await _wait_caught_up(s, options, pos, options.connect_timeout * 10,
-                                      source.name)
-    log.info("database cluster %s initialised: primary %s, replicas %s", cluster_id,
-             source.name, ", ".join(n.name for n in replicas) or "none")
-    return InitReport(cluster_id=cluster_id, primary=source, replicas=replicas, gtid_pos=pos,
-                      semi_sync=options.semi_sync, warnings=warnings)
-
-
-def _init_source(options: MariadbOptions, found: Sequence[NodeStatus], force: bool) -> Node:
-    for s in found:
-        if not s.reachable:
-            error = DatabaseUnreachable if s.error_kind in ("unreachable", "timeout") \
-                else DatabaseError
-            raise error(s.node, s.error + " (shinha db init needs every node of "
-                        "ha_hosts)")
-    heads = [s for s in found if s.cluster_id and s.read_only is False and not s.is_replica]
-    if len({s.cluster_id for s in heads}) == 1 and len(heads) == 1:
-        # The cluster already runs: clone from its primary, wherever it now is.
-        return node_of(heads[0].node)
-    if len(heads) > 1 and not force:
-        raise DatabaseError(heads[0].node, "several writable nodes hold a shinha_cluster "
-                            "marker (" + ", ".join(h.node for h in heads) + "): which "
-                            "one is the primary? Make the others read-only, or list the "
-                            "primary first in ha_hosts and run with --force")
-    return options.ha_hosts[0]
-
-
-def _check_init(options: MariadbOptions, found: Sequence[NodeStatus], source: Node,
-                force: bool) -> list[str]:
-    warnings: list[str] = []
-    seen: dict[int | None, str] = {}
-    for s in found:
-        if not s.log_bin or not s.log_slave_updates:
-            raise DatabaseError(s.node, "binary logging is off (log_bin="
-                                f"{int(bool(s.log_bin))}, log_slave_updates="
-                                f"{int(bool(s.log_slave_updates))}): set log_bin, "
-                                "log_slave_updates=1 and a server_id of its own in this "
-                                "node's my.cnf, and restart it")
-        if s.server_id in seen:
-            raise DatabaseError(s.node, f"has server_id {s.server_id} like "
-                                f"{seen[s.server_id]}: give each node a server_id of "
-                                "its own (my.cnf) and restart it")
-        seen[s.server_id] = s.node
-    if options.admin_user == options.dbuser:
-        warnings.append("ha_dbuser is not set: the data-servers' account gets the admin "
-                        "privileges, and with them the power to write through read_only")
-    if force:
-        return warnings
-    refusals = []
-    for s in found:
-        holds = s.table_count
-        if not holds and s.cluster_id is None:
-            if s.node == source.name and s.is_replica:
-                refusals.append(f"{s.node} (the primary to be) is a replica of "
-                                f"{s.replicates_from}")
-            continue
-        what = (f"{s.node} {'(the primary to be) ' if s.node == source.name else ''}already "
-                f"holds database `{options.database}` ({holds} tables"
-                + (f", cluster {s.cluster_id}" if s.cluster_id else "") + ")")
-        refusals.append(what)
-    if refusals:
-        raise DatabaseError(refusals[0].split()[0], "refusing to overwrite data: "
-                            + "; ".join(refusals) + ". Run `shinha db init --force` to keep "
-                            f"the data of {source.name} and replace the others' with a "
-                            "clone of it")
-    return warnings
-
-
-async def _make_accounts(s: Session, options: MariadbOptions) -> None:
-    """The admin, data-server and replication accounts, on this node only (not binlogged:
-    each node gets its own, and a clone does not carry the mysql schema)."""
-    await _run(s, "SET SESSION sql_log_bin = 0")
-    accounts = [(options.admin_user, options.admin_pass,
-                 ["GRANT ALL PRIVILEGES ON *.* TO %s@%s WITH GRANT OPTION"]),
-                (options.repl_dbuser, options.repl_dbpass,
-                 ["GRANT REPLICATION SLAVE ON *.* TO %s@%s"])]
-    if options.dbuser != options.admin_user:
-        accounts.append((options.dbuser, options.dbpass,
-                         [f"GRANT ALL PRIVILEGES ON `{options.database}`.* TO %s@%s"]))
-    for user, password, grants in accounts:
-        what = f"creating account {user!r}"
-        await _run(s, "CREATE USER IF NOT EXISTS %s@%s IDENTIFIED BY %s",
-                   (user, "%", password), what=what)
-        # An account made before keeps no stale password: the module's is the truth.
-        await _run(s, "ALTER USER %s@%s IDENTIFIED BY %s", (user, "%", password),
-                   what=what)
-        for grant in grants:
-            await _run(s, grant, (user, "%"), what=what)
-
-
-async def _prepare_primary(options: MariadbOptions, status: NodeStatus) -> str:
-    """The database, the data-servers' schema (fence included), the cluster marker; return
-    the cluster id (a new one, or the one the primary already holds)."""
-    db = options.database
-    async with admin_session(options, node_of(status.node)) as s:
-        if status.is_replica:
-            await _run(s, "STOP SLAVE", what="stopping its replication")
-            await _run(s, "RESET SLAVE ALL", what="forgetting its primary")
-        await _run(s, "SET GLOBAL gtid_strict_mode = 1", what="setting gtid_strict_mode")
-        await _run(s, f"CREATE DATABASE IF NOT EXISTS `{db}`", what="creating the database")
-        await _run(s, f"USE `{db}`")
-        # Before our marker: schema.prepare refuses a database of foreign tables.
-        try:
-            await schema.prepare(s, f"database {status.node}/{db}")
-        except DatabaseError as exc:
-            raise _in_step(exc, "creating the schema") from None
-        await _run(s, CLUSTER_DDL, what="creating the cluster marker")
-        await _run(s, f"INSERT IGNORE INTO {CLUSTER_TABLE} VALUES (1, %s, %s)",
-                   (str(uuid.uuid4()), time.time()), what="writing the cluster marker")
-        return str(await _value(s, f"SELECT cluster_id FROM {CLUSTER_TABLE} WHERE id = 1"))
-
-
 async def clone_replica(options: MariadbOptions, source: Node, node: Node,
                         timeout: float) -> None:
     """Replace `node`'s database with a consistent dump of `source`'s, then replicate."""
     async with admin_session(options, node) as s:
-        await _run(s, "SET GLOBAL read_only = 1", what="making it read-only")
-        await _run(s, "STOP SLAVE", what="stopping its replication")
-        await _run(s, "RESET SLAVE ALL", what="forgetting its primary")
-        await _run(s, "SET SESSION sql_log_bin = 0")
-        await _run(s, f"DROP DATABASE IF EXISTS `{options.database}`",
+        await run_step(s, "SET GLOBAL read_only = 1", what="making it read-only")
+        await run_step(s, "STOP SLAVE", what="stopping its replication")
+        await run_step(s, "RESET SLAVE ALL", what="forgetting its primary")
+        await run_step(s, "SET SESSION sql_log_bin = 0")
+        await run_step(s, f"DROP DATABASE IF EXISTS `{options.database}`",
                    what="dropping its old copy")
         await dump_into(options, source, node, timeout)
-        pos = str(await _value(s, "SELECT @@gtid_slave_pos"))
+        pos = str(await step_value(s, "SELECT @@gtid_slave_pos"))
         # The clone's history becomes its binlog state, so that once promoted it numbers its
         # transactions on from there (gtid_strict_mode), not from 1. (The value is given as
         # a literal: `= @@gtid_slave_pos` hangs the server.)
-        await _run(s, "RESET MASTER", what="resetting its binlog")
-        await _run(s, "SET GLOBAL gtid_binlog_state = %s", (pos,),
+        await run_step(s, "RESET MASTER", what="resetting its binlog")
+        await run_step(s, "SET GLOBAL gtid_binlog_state = %s", (pos,),
                    what="setting its binlog state")
         await _start_replica(s, options, source)
     log.info("cloned %s to %s at %s", source.name, node.name, pos)
@@ -280,33 +84,33 @@ async def clone_replica(options: MariadbOptions, source: Node, node: Node,
 
 # --- the pieces every action shares ------------------------------------------------------------
 
-async def _primary_settings(s: Session, options: MariadbOptions) -> None:
-    await _run(s, "SET GLOBAL gtid_strict_mode = 1", what="setting gtid_strict_mode")
-    await _run(s, "SET GLOBAL rpl_semi_sync_slave_enabled = 0", what="setting semi-sync")
+async def primary_settings(s: Session, options: MariadbOptions) -> None:
+    await run_step(s, "SET GLOBAL gtid_strict_mode = 1", what="setting gtid_strict_mode")
+    await run_step(s, "SET GLOBAL rpl_semi_sync_slave_enabled = 0", what="setting semi-sync")
     if options.semi_sync:
-        await _run(s, "SET GLOBAL rpl_semi_sync_master_wait_point = 'AFTER_SYNC'",
+        await run_step(s, "SET GLOBAL rpl_semi_sync_master_wait_point = 'AFTER_SYNC'",
                    what="setting semi-sync")
-        await _run(s, "SET GLOBAL rpl_semi_sync_master_timeout = %s",
+        await run_step(s, "SET GLOBAL rpl_semi_sync_master_timeout = %s",
                    (int(options.semi_sync_timeout * 1000),), what="setting semi-sync")
-    await _run(s, f"SET GLOBAL rpl_semi_sync_master_enabled = {int(options.semi_sync)}",
+    await run_step(s, f"SET GLOBAL rpl_semi_sync_master_enabled = {int(options.semi_sync)}",
                what="setting semi-sync")
 
 
 async def _start_replica(s: Session, options: MariadbOptions, primary: Node) -> None:
     """CHANGE MASTER to `primary` from gtid_slave_pos, START SLAVE, wait for both threads."""
-    await _run(s, "SET GLOBAL gtid_strict_mode = 1", what="setting gtid_strict_mode")
-    await _run(s, "SET GLOBAL rpl_semi_sync_master_enabled = 0", what="setting semi-sync")
-    await _run(s, f"SET GLOBAL rpl_semi_sync_slave_enabled = {int(options.semi_sync)}",
+    await run_step(s, "SET GLOBAL gtid_strict_mode = 1", what="setting gtid_strict_mode")
+    await run_step(s, "SET GLOBAL rpl_semi_sync_master_enabled = 0", what="setting semi-sync")
+    await run_step(s, f"SET GLOBAL rpl_semi_sync_slave_enabled = {int(options.semi_sync)}",
                what="setting semi-sync")
-    await _run(s, "CHANGE MASTER TO MASTER_HOST = %s, MASTER_PORT = %s, MASTER_USER = %s, "
+    await run_step(s, "CHANGE MASTER TO MASTER_HOST = %s, MASTER_PORT = %s, MASTER_USER = %s, "
                "MASTER_PASSWORD = %s, MASTER_USE_GTID = slave_pos, "
                "MASTER_CONNECT_RETRY = 1, MASTER_HEARTBEAT_PERIOD = 1",
                (primary.host, primary.port, options.repl_dbuser, options.repl_dbpass),
                what=f"pointing it at {primary.name}")
     async with admin_session(options, primary) as p:
-        target = position(await _value(p, "SELECT @@gtid_binlog_pos",
+        target = position(await step_value(p, "SELECT @@gtid_binlog_pos",
                                        what=f"reading {primary.name}'s position"))
-    await _run(s, "START SLAVE", what="starting replication")
+    await run_step(s, "START SLAVE", what="starting replication")
     await _wait_replicating(s, options, primary, target, options.connect_timeout * 5)
 
 
@@ -333,10 +137,10 @@ async def _wait_replicating(s: Session, options: MariadbOptions, primary: Node,
         await asyncio.sleep(0.1)
 
 
-async def _wait_caught_up(s: Session, options: MariadbOptions, pos: str, timeout: float,
+async def wait_caught_up(s: Session, options: MariadbOptions, pos: str, timeout: float,
                           primary: str) -> None:
     """Wait until the replica on `s` has applied every transaction up to `pos`."""
-    done = await _value(s, "SELECT MASTER_GTID_WAIT(%s, %s)", (pos, timeout),
+    done = await step_value(s, "SELECT MASTER_GTID_WAIT(%s, %s)", (pos, timeout),
                         what=f"waiting to apply {pos}")
     if done != 0:
         status = await read_status(s, options.database)
@@ -381,7 +185,7 @@ async def promote(options: MariadbOptions, node: Node, epoch: int,
 
     Also what makes a primary that came back read-only writable again (same epoch).
     """
-    async with _deadline(node, f"promoting {node.name}", timeout):
+    async with deadline(node, f"promoting {node.name}", timeout):
         statuses = await probe_all(options)
         st = _status_of(statuses, node, options)
         cluster = cluster_identity(statuses)
@@ -389,17 +193,17 @@ async def promote(options: MariadbOptions, node: Node, epoch: int,
         _check_promotable(st, statuses, cluster, epoch)
         async with admin_session(options, node, statement_timeout=timeout) as s:
             if st.is_replica:
-                await _wait_caught_up(s, options, str(received(st)), max(1.0, timeout / 2),
+                await wait_caught_up(s, options, str(received(st)), max(1.0, timeout / 2),
                                       st.replicates_from)
-                await _run(s, "STOP SLAVE", what="stopping its replication")
-                await _run(s, "RESET SLAVE ALL", what="forgetting its primary")
+                await run_step(s, "STOP SLAVE", what="stopping its replication")
+                await run_step(s, "RESET SLAVE ALL", what="forgetting its primary")
             try:
                 await write_fence(node, epoch, options)
             except DatabaseError as exc:
-                raise _in_step(exc, f"writing database epoch {epoch}") from None
-            await _primary_settings(s, options)
-            await _run(s, "SET GLOBAL read_only = 0", what="making it writable")
-            pos = str(await _value(s, "SELECT @@gtid_binlog_pos"))
+                raise in_step(exc, f"writing database epoch {epoch}") from None
+            await primary_settings(s, options)
+            await run_step(s, "SET GLOBAL read_only = 0", what="making it writable")
+            pos = str(await step_value(s, "SELECT @@gtid_binlog_pos"))
         log.info("promoted %s, database epoch %d", node.name, epoch)
         promotion = Promotion(primary=node, epoch=epoch, gtid_pos=pos)
         targets = None if others is None else {n.name for n in others}
@@ -456,14 +260,14 @@ async def repoint(options: MariadbOptions, node: Node, primary: Node, *,
     """Make `node` a read-only replica of `primary` (GTID, from what it holds): read_only
     first (once it is known to be of this cluster), then refuse if it diverged, then CHANGE
     MASTER and START SLAVE."""
-    async with (_deadline(node, f"re-pointing {node.name} at {primary.name}", timeout),
+    async with (deadline(node, f"re-pointing {node.name} at {primary.name}", timeout),
                 admin_session(options, node) as s):
         async with admin_session(options, primary) as p:
             st = await read_status(s, options.database)
             head = await read_status(p, options.database)
             if st.cluster_id is None or st.cluster_id != head.cluster_id:
                 _member(st, head.cluster_id)  # another cluster's node: not ours to touch
-            await _run(s, "SET GLOBAL read_only = 1", what="making it read-only")
+            await run_step(s, "SET GLOBAL read_only = 1", what="making it read-only")
             # The node first, the primary after: whatever the node got from the primary
             # (directly or through another replica) is in the primary's answer.
             st = await read_status(s, options.database)
@@ -478,13 +282,13 @@ async def repoint(options: MariadbOptions, node: Node, primary: Node, *,
         if (st.is_replica and st.replicates_from == primary.name and st.io_running
                 and st.sql_running):
             return
-        await _run(s, "STOP SLAVE", what="stopping its replication")
+        await run_step(s, "STOP SLAVE", what="stopping its replication")
         # Read again once stopped: it may have applied more since.
         st = await read_status(s, options.database)
         start = history(st)
         if start != position(st.gtid_slave_pos):
             # A former primary: it replicates on from what its binlog holds.
-            await _run(s, "SET GLOBAL gtid_slave_pos = %s", (str(start),),
+            await run_step(s, "SET GLOBAL gtid_slave_pos = %s", (str(start),),
                        what="setting its replication position")
         await _start_replica(s, options, primary)
     log.info("re-pointed %s at %s", node.name, primary.name)
@@ -499,7 +303,7 @@ async def switchover(options: MariadbOptions, node: Node, epoch: int, *,
     """Planned change of primary with nothing lost: the old primary read-only, the
     candidate waits for every transaction of it, is promoted, the old one re-pointed.
     `old_primary` (default: the one writable node of the cluster) must be that node."""
-    async with _deadline(node, f"switching over to {node.name}", timeout):
+    async with deadline(node, f"switching over to {node.name}", timeout):
         statuses = await probe_all(options)
         st = _status_of(statuses, node, options)
         cluster = cluster_identity(statuses)
@@ -509,14 +313,14 @@ async def switchover(options: MariadbOptions, node: Node, epoch: int, *,
             raise DatabaseError(node.name, f"the writable primary is {old.node}, not "
                                 f"{old_primary.name}: nothing switched")
         async with admin_session(options, node_of(old.node)) as p:
-            await _run(p, "SET GLOBAL read_only = 1", what="making the old primary read-only")
+            await run_step(p, "SET GLOBAL read_only = 1", what="making the old primary read-only")
             try:
-                pos = str(await _value(p, "SELECT @@gtid_binlog_pos"))
+                pos = str(await step_value(p, "SELECT @@gtid_binlog_pos"))
                 async with admin_session(options, node, statement_timeout=timeout) as s:
-                    await _wait_caught_up(s, options, pos, max(1.0, timeout / 3),
+                    await wait_caught_up(s, options, pos, max(1.0, timeout / 3),
                                           old.node)
             except DatabaseError:
-                await _run(p, "SET GLOBAL read_only = 0", what="giving the old primary back")
+                await run_step(p, "SET GLOBAL read_only = 0", what="giving the old primary back")
                 raise
         log.info("switchover: %s has every transaction of %s (%s)", node.name, old.node,
                  pos)

@@ -18,7 +18,7 @@ from typing import TYPE_CHECKING, Any, Literal, TextIO
 from pydantic import ValidationError
 
 from shinha.config import load_config
-from shinha.db.admin import Promotion, init, promote, repoint, switchover
+from shinha.db.admin import Promotion, promote, repoint, switchover
 from shinha.db.failover import (
     cluster_identity,
     elect,
@@ -31,6 +31,7 @@ from shinha.db.failover import (
 from shinha.db.options import MariadbOptions, Node, mariadb_options
 from shinha.db.probe import NodeStatus, node_of, probe_all
 from shinha.db.rejoin import RejoinReport, rejoin
+from shinha.db.setup import init
 from shinha.errors import ConfigError, DatabaseError
 from shinha.wire import DatabaseChangeReply
 
