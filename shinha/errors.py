@@ -39,6 +39,10 @@ class DatabaseUnreachable(DatabaseError):
     """The node did not answer (refused, timed out, lost the connection)."""
 
 
+class DatabaseFull(DatabaseError):
+    """The node's disk (or a table) is full: nothing was written; free space on the node."""
+
+
 class DatabaseReadOnly(DatabaseError):
     """The node is read-only (a replica, or a node back from a failure): never written."""
 

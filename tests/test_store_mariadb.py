@@ -28,6 +28,7 @@ from shinha.db.options import Node, mariadb_options
 from shinha.errors import (
     DatabaseError,
     DatabaseFenced,
+    DatabaseFull,
     DatabaseReadOnly,
     DatabaseUnreachable,
     StorageError,
@@ -35,6 +36,7 @@ from shinha.errors import (
 from shinha.wire import CheckResult, IngestBatch
 from tests import mariadb
 from tests.cluster import free_port
+from tests.fs import fill, small_tmpfs
 from tests.stores import PASSWORD, USER, MariadbBackend, options, writable_node
 
 
@@ -267,6 +269,41 @@ def test_a_read_only_node_refuses_writes_and_stores_nothing(node: mariadb.MariaD
             assert (await store.ingest(batch(result("b", "B")))).stored_new == 1
 
     asyncio.run(go())
+
+
+def test_a_full_disk_is_named_and_loses_nothing(tmp_path: Path) -> None:
+    """The primary's disk fills up: the ingest fails naming the node and the full disk; once
+    space is freed the batch sent again is stored, every result exactly once."""
+    with small_tmpfs(tmp_path / "node1", "300M") as disk:
+        server = writable_node(tmp_path, "127.0.0.2", 1)
+        try:
+            backend = MariadbBackend(server)
+
+            def big(tag: str) -> IngestBatch:
+                return IngestBatch(scheduler="scheduler-1", results=[CheckResult(
+                    result_id=f"{tag}-{i:06d}", host="web1", service=f"S{i % 50}",
+                    return_code=0, output=f"{tag} {i} " + "x" * 200, finished=1000.0 + i)
+                    for i in range(2000)])
+
+            async def go() -> dict[str, int]:
+                async with MariadbStore(backend.options, statement_timeout=10) as store:
+                    await store.ingest(batch(result("first")))
+                    filler = fill(disk)
+                    with pytest.raises(DatabaseFull, match=f"database {server.node}: its "
+                                       "disk is full") as full:
+                        await store.ingest(big("full"))
+                    assert full.value.node == server.node
+                    filler.unlink()
+                    reply = await store.ingest(big("full"))  # the scheduler sends it again
+                    assert reply.stored_new + reply.duplicates == 2000
+                    return await store.counters()
+
+            counters = asyncio.run(go())
+            assert counters["results"] == 2001
+            assert backend.scalar("SELECT count(*) FROM results") == 2001
+            assert backend.scalar("SELECT count(DISTINCT result_id) FROM results") == 2001
+        finally:
+            server.stop()
 
 
 def test_wrong_credentials_name_the_node_and_the_user_never_the_password(

@@ -213,8 +213,9 @@ class DataserverDaemon(Daemon):
             if self._storage_ok:
                 log.warning("dataserver %s: cannot store ingests: %s", self.name, exc)
             self._storage_ok = False
-            raise RequestError(503, "storage_unavailable", f"the batch was not stored, send "
-                               f"it again: {exc}") from None
+            raise RequestError(503, "storage_unavailable", "the batch was not stored in full, "
+                               "send it again (what was stored is known by its ids): "
+                               f"{exc}") from None
         if not self._storage_ok:
             log.info("dataserver %s: storing ingests again", self.name)
         self._storage_ok = True

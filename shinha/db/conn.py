@@ -22,6 +22,7 @@ from asyncmy.constants import CLIENT
 from shinha.db.options import MariadbOptions, Node
 from shinha.errors import (
     DatabaseError,
+    DatabaseFull,
     DatabaseReadOnly,
     DatabaseUnreachable,
     StorageError,
@@ -52,6 +53,9 @@ _UNREACHABLE = frozenset({
     2002, 2003, 2004, 2005, 2006, 2011, 2012, 2013, 2026, 2055,
 })
 _READ_ONLY = frozenset({1290, 1836})  # --read-only; "running in read-only mode"
+_FULL = frozenset({1021, 1114})  # disk full; table full
+#: How the server says ENOSPC when it comes from a file write (error 3, 1026, 1030 …).
+_ENOSPC_TEXTS = ("Errcode: 28", "error 28 ", "No space left on device")
 _ACCESS = frozenset({1044, 1045, 1698})  # the account cannot log in or use the database
 _PRIVILEGE = frozenset({1142, 1143, 1227, 1370})  # logged in, but lacks a privilege
 #: Two writers collided (deadlock, lock wait timeout, a duplicate key a concurrent writer
@@ -118,6 +122,11 @@ def map_error(exc: BaseException, ep: Endpoint) -> DatabaseError:
         return DatabaseReadOnly(ep.name, "is read-only (a replica, or a node back from a "
                                 "failure): it is never written until it is the published "
                                 "primary")
+    if code in _FULL or any(t in text for t in _ENOSPC_TEXTS):
+        return DatabaseFull(ep.name, f"its disk is full ({code}: {text}): nothing was written; "
+                            "free space on this node (binary logs: PURGE BINARY LOGS, or "
+                            "expire_logs_days) — the schedulers keep their results until "
+                            "it writes again")
     if code in _ACCESS:
         return DatabaseError(ep.name, f"access denied for user {ep.user!r} ({text}): check "
                              f"dbuser/dbpass (or ha_dbuser/ha_dbpass) of {whose}, and that "
