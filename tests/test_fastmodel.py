@@ -62,6 +62,7 @@ def assert_same(main: Path, monkeypatch: pytest.MonkeyPatch) -> LoadResult:
 @pytest.mark.parametrize("main", [
     "etc/shinha.cfg",
     "etc/examples/ha-two-hosts/shinha.cfg",
+    "etc/examples/ha-two-hosts-mariadb/shinha.cfg",
     "etc/examples/nagios-compat/nagios.cfg",
 ])
 def test_shipped_trees_load_the_same_both_ways(main: str,
