@@ -24,7 +24,7 @@ from shinha.clock import Clock
 from shinha.daemon.state import StateDir
 from shinha.db import admin
 from shinha.db.admin import Promotion
-from shinha.db.failover import AntiFlap, diverged
+from shinha.db.failover import AntiFlap, cluster_identity, diverged, replication_problem
 from shinha.db.options import MariadbOptions, Node
 from shinha.db.probe import NodeStatus, probe_all
 from shinha.errors import DatabaseError
@@ -54,10 +54,16 @@ class DatabaseWatch:
         self.failures = 0
         self.flap = AntiFlap(options.failover_min_interval)
         self.diverged: set[str] = set()
+        #: The cluster (shinha_cluster marker) of the primary, as last seen (kept in the
+        #: state): a new leader never makes a node of another cluster its primary.
+        self.cluster_id: str | None = state.load("db_cluster", {}).get("cluster_id")
         self.unprotected = False
         #: Epochs the data-servers hold (from their pings): a new leader starts above them.
         self.seen_epochs: dict[str, int] = {}
         self._said: set[str] = set()
+        #: Consecutive failed checks of each node, counted while leading or not: a new
+        #: leader fails a lost primary over as soon as the previous leader would have.
+        self.down_streak: dict[str, int] = {}
         #: One actor on the nodes at a time: the loop's round, or an operator's switchover or
         #: promote (a round in the middle of a switchover would see the old primary read-only
         #: and make it writable again).
@@ -70,8 +76,14 @@ class DatabaseWatch:
         return DatabaseTopology(
             epoch=self.epoch, primary=primary,
             replicas=[n.name for n in self.nodes if n.name != primary
-                      and n.name not in self.diverged],
+                      and n.name not in self.diverged and not self._foreign(n.name)],
             diverged=sorted(self.diverged), unprotected=self.unprotected)
+
+    def _foreign(self, name: str) -> bool:
+        """True for a node that answers with another cluster's marker, or none."""
+        status = self.statuses.get(name)
+        return (status is not None and status.reachable and self.cluster_id is not None
+                and status.cluster_id != self.cluster_id)
 
     def view(self) -> list[NodeStatus]:
         return [self.statuses[n.name] for n in self.nodes if n.name in self.statuses]
@@ -116,6 +128,9 @@ class DatabaseWatch:
         # probe_all reads a writable node again after its replicas: a replica read a moment
         # later must not look ahead of its primary (it would read as diverged).
         self.statuses = {s.node: s for s in await probe_all(self.options)}
+        for name, st in self.statuses.items():
+            self.down_streak[name] = 0 if st.reachable else self.down_streak.get(name, 0) + 1
+        self._learn_cluster()
         if not acting:
             return
         if self.primary is None:
@@ -140,11 +155,41 @@ class DatabaseWatch:
 
     # --- bootstrap: learn (or choose) the primary --------------------------------------------
 
+    def _learn_cluster(self) -> None:
+        """Remember the primary's cluster: the published primary's marker while it answers,
+        else the marker of the one writable node that replicas of its cluster follow."""
+        found: set[str] = set()
+        primary = self.statuses.get(self.primary.name) if self.primary else None
+        if primary is not None and primary.reachable and primary.cluster_id:
+            found.add(primary.cluster_id)
+        else:
+            for head in self.statuses.values():
+                if head.reachable and head.read_only is False and not head.is_replica \
+                        and head.cluster_id and any(
+                            r.reachable and r.replicates_from == head.node
+                            and r.cluster_id == head.cluster_id for r in self.statuses.values()):
+                    found.add(head.cluster_id)
+        if len(found) == 1 and (cluster := found.pop()) != self.cluster_id:
+            self.cluster_id = cluster
+            self.state.save("db_cluster", {"cluster_id": cluster})
+
     async def _bootstrap(self) -> None:
-        reachable = [s for s in self.statuses.values() if s.reachable]
-        if not reachable:
+        answering = [s for s in self.statuses.values() if s.reachable]
+        if not answering:
             self._say("boot-none", logging.ERROR, "no database node of %s answers; data "
                       "writes wait", ", ".join(n.name for n in self.nodes))
+            return
+        # Never a node of another cluster (listed in ha_hosts by mistake), even when it is
+        # the only one that answers: its database is not ours to write.
+        cluster = self.cluster_id or cluster_identity(answering)
+        reachable = [s for s in answering if s.cluster_id is not None
+                     and s.cluster_id == cluster]
+        for s in answering:
+            if s not in reachable:
+                self._say_foreign(s, cluster)
+        if not reachable:
+            self._say("boot-none", logging.ERROR, "no database node of cluster %s answers; "
+                      "data writes wait", cluster or "(none: run shinha db init)")
             return
         fences = [s.db_epoch or 0 for s in reachable]
         top = max([self.epoch, *fences, *self.seen_epochs.values()])
@@ -207,12 +252,15 @@ class DatabaseWatch:
         have — after ha_connect_retries failed checks (this one counts) and once the
         data-servers confirm — instead of waiting for an operator to promote a replica."""
         self._forget("boot-")
-        self.primary, self.epoch, self.failures = node, epoch, 1
+        failures = max(1, self.down_streak.get(node.name, 1))
+        self.primary, self.epoch, self.failures = node, epoch, failures
         self.state.save("db_epoch", {"epoch": epoch})
-        self._say("primary-down", logging.WARNING, "database primary %s, which the replicas "
-                  "follow, is down (%s): failover after %d failed checks", node.name,
-                  self.statuses[node.name].error, self.options.ha_connect_retries)
+        self._say("primary-down", logging.WARNING, "database primary %s is down (%s); the "
+                  "replicas follow it: %d failed checks of %d before a failover", node.name,
+                  self.statuses[node.name].error, failures, self.options.ha_connect_retries)
         await self.publish()
+        if failures >= self.options.ha_connect_retries:
+            await self._fail_over(node)
 
     # --- failover -------------------------------------------------------------------------------
 
@@ -232,7 +280,8 @@ class DatabaseWatch:
         epoch = max([self.epoch, *(s.db_epoch or 0 for s in self.view()),
                      *self.seen_epochs.values()]) + 1
         try:
-            promotion = await admin.fail_over(self.options, old, epoch)
+            promotion = await admin.fail_over(self.options, old, epoch,
+                                              cluster_id=self.cluster_id)
         except DatabaseError as exc:
             self._say("primary-nocandidate", logging.ERROR, "database primary %s is down and "
                       "no replica can be promoted yet: %s", old.name, exc)
@@ -316,12 +365,19 @@ class DatabaseWatch:
                 continue
             status = self.statuses.get(node.name)
             if status is None or not status.reachable:
+                refused = status is not None and status.error_kind in ("auth", "error")
                 self._say(f"replica-down-{node.name}", logging.WARNING,
-                          "database node %s is down", node.name)
+                          "database node %s %s (%s)", node.name,
+                          "cannot be used" if refused else "is down",
+                          status.error if status else "not checked yet")
                 continue
             if f"replica-down-{node.name}" in self._said:
                 log.warning("database node %s is back", node.name)
                 self._forget(f"replica-down-{node.name}")
+            if status.cluster_id is None or status.cluster_id != primary.cluster_id:
+                self._say_foreign(status, primary.cluster_id)
+                continue
+            self._forget(f"foreign-{node.name}")
             if node.name in self.diverged:
                 if not (status.is_replica and status.replicates_from == self.primary.name
                         and not diverged(primary, status)):
@@ -332,6 +388,18 @@ class DatabaseWatch:
             if status.is_replica and status.replicates_from == self.primary.name:
                 if not status.read_only:
                     await self._repoint(node)  # read_only first, whatever else it does
+                elif problem := replication_problem(status):
+                    if status.io_state == "No" and not status.sql_running and not (
+                            status.last_io_errno or status.last_sql_errno):
+                        # Stopped, not broken (a restart with skip_slave_start): start it.
+                        await self._repoint(node)
+                    else:
+                        self._say(f"broken-{node.name}", logging.ERROR, "database node %s: "
+                                  "%s", node.name, problem)
+                else:
+                    if f"broken-{node.name}" in self._said:
+                        log.warning("database node %s replicates again", node.name)
+                    self._forget(f"broken-{node.name}")
                 continue
             if diverged(primary, status):
                 self._mark_diverged(status, primary)
@@ -347,6 +415,13 @@ class DatabaseWatch:
                       "%s", node.name, self.primary.name, exc)
             return
         log.warning("database node %s is a replica of %s again", node.name, self.primary.name)
+
+    def _say_foreign(self, status: NodeStatus, cluster: str | None) -> None:
+        what = (f"belongs to another cluster ({status.cluster_id}; this one is {cluster})"
+                if status.cluster_id else "holds no shinha_cluster marker (not initialised)")
+        self._say(f"foreign-{status.node}", logging.ERROR, "database node %s %s: it is never "
+                  "used; remove it from ha_hosts, or make it a member with shinha db init "
+                  "--force (its data is replaced)", status.node, what)
 
     def _mark_diverged(self, status: NodeStatus, primary: NodeStatus) -> None:
         if status.node not in self.diverged:
