@@ -495,7 +495,8 @@ def test_a_dataserver_with_a_mariadb_module_answers_503_and_masks_its_password(
     link = config.daemons["dataserver"]["dataserver-1"]
     daemon = DataserverDaemon(DaemonContext(config=config, link=link, state_root=tmp_path))
     assert isinstance(daemon.store, MariadbStore)
-    assert daemon.store.primary.node == Node(host="127.0.0.2", port=port)
+    # No primary until an arbiter publishes one: not even the first of ha_hosts.
+    assert daemon.store.primary.node is None
     assert daemon.store.primary.epoch == 0 and daemon.retention == 7 * 86400
 
     async def go() -> None:
@@ -503,14 +504,19 @@ def test_a_dataserver_with_a_mariadb_module_answers_503_and_masks_its_password(
         server = TestServer(daemon.build_app())
         await server.start_server()
         try:
-            async with aiohttp.ClientSession() as http:
-                body = batch(result("a")).model_dump_json()
-                async with http.post(server.make_url("/api/ingest"), data=body,
-                                     headers={"Authorization": f"Bearer {SECRET}"}) as reply:
-                    assert reply.status == 503
-                    answer = await reply.json()
-            assert answer["error"] == "storage_unavailable"
-            assert f"database 127.0.0.2:{port}: unreachable" in answer["message"]
+            async def ingest() -> dict[str, str]:
+                async with aiohttp.ClientSession() as http:
+                    body = batch(result("a")).model_dump_json()
+                    async with http.post(server.make_url("/api/ingest"), data=body, headers={
+                            "Authorization": f"Bearer {SECRET}"}) as reply:
+                        assert reply.status == 503
+                        answer: dict[str, str] = await reply.json()
+                        assert answer["error"] == "storage_unavailable"
+                        return answer
+
+            assert "no database primary is published" in (await ingest())["message"]
+            assert daemon.apply_database(Node(host="127.0.0.2", port=port), 1)
+            assert f"database 127.0.0.2:{port}: unreachable" in (await ingest())["message"]
             assert daemon.apply_database(Node(host="127.0.0.3", port=port), 2)
             assert not daemon.apply_database(Node(host="127.0.0.2", port=port), 1)
             store = daemon.owns()["store"]

@@ -19,7 +19,7 @@ from shinha.daemon.election import Election, election_peers
 from shinha.dataserver.mariadb import MariadbStore
 from shinha.dataserver.sqlite import SqliteStore
 from shinha.dataserver.store import Store
-from shinha.db.options import DATASERVER_OPTIONS, Node, mariadb_options
+from shinha.db.options import Node, module_options
 from shinha.db.probe import node_of, probe
 from shinha.errors import RequestError, StorageError
 from shinha.http.server import check_secret, json_response, read_model
@@ -95,10 +95,10 @@ class DataserverDaemon(Daemon):
         module = self._storage_module()
         if module is None or module.module_type != "mariadb":
             return SqliteStore(self._db_path())
-        options = {k: v for k, v in module.options.items() if k not in DATASERVER_OPTIONS}
-        # Primary: the first of ha_hosts, at database epoch 0, until a dispatch says otherwise.
-        return MariadbStore(mariadb_options(module.module_name, options,
-                                            self.config.resources))
+        # No primary until an arbiter's dispatch publishes one (the scheduler keeps its
+        # results meanwhile).
+        return MariadbStore(module_options(module, self.config.resources),
+                            published_only=True)
 
     def apply_database(self, primary: Node | None, epoch: int) -> bool:
         """Write to `primary` under database `epoch` from now on (the arbiter's dispatch

@@ -96,19 +96,21 @@ class MariadbStore(Store):
     """The store on MariaDB: `options` is the module's (shinha/db/options.py).
 
     The primary is the first of ha_hosts at database epoch 0 until `set_primary` says
-    otherwise. Result ids are remembered `id_retention` seconds, as in SqliteStore.
+    otherwise — or none at all with `published_only` (a data-server: it writes nowhere until
+    an arbiter publishes the primary, not even to a node of another cluster listed first).
+    Result ids are remembered `id_retention` seconds, as in SqliteStore.
     """
 
     def __init__(self, options: MariadbOptions, clock: Clock | None = None,
                  id_retention: float = ID_RETENTION,
                  statement_timeout: float = STATEMENT_TIMEOUT,
-                 pool_size: int = POOL_SIZE) -> None:
+                 pool_size: int = POOL_SIZE, published_only: bool = False) -> None:
         self.options = options
         self.id_retention = id_retention
         self.statement_timeout = statement_timeout
         self.pool_size = pool_size
         self._clock = clock or SystemClock()
-        self._primary = Primary(options.ha_hosts[0], 0)
+        self._primary = Primary(None if published_only else options.ha_hosts[0], 0)
         self._pools: dict[tuple[Node, bool], NodePool] = {}
         self._prepared: set[Node] = set()
         self._writers = asyncio.Semaphore(WRITERS)

@@ -210,9 +210,11 @@ async def promote(options: MariadbOptions, node: Node, epoch: int,
         for o in statuses:
             if o.node == node.name or (targets is not None and o.node not in targets):
                 continue
-            if not o.reachable:
+            if not o.reachable and o.error_kind in ("unreachable", "timeout"):
                 promotion.skipped.append(f"{o.node}: unreachable; re-point it once back "
                                          f"(shinha db repoint {o.node})")
+            elif not o.reachable:
+                promotion.skipped.append(f"{o.node}: {o.error}")
             elif o.cluster_id != cluster:
                 promotion.skipped.append(f"{o.node}: not a member of this cluster")
             else:

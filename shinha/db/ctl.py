@@ -28,7 +28,7 @@ from shinha.db.failover import (
     replication_problem,
     role,
 )
-from shinha.db.options import MariadbOptions, Node, mariadb_options
+from shinha.db.options import MariadbOptions, Node, module_options
 from shinha.db.probe import NodeStatus, node_of, probe_all
 from shinha.db.rejoin import RejoinReport, rejoin
 from shinha.db.setup import init
@@ -74,7 +74,7 @@ def options_of(config: Config, module: str | None = None) -> MariadbOptions:
             raise ConfigError("several mariadb modules (" + ", ".join(names) + "): choose "
                               "one with --module NAME")
         name = names[0]
-    return mariadb_options(name, dict(mariadb[name].options), config.resources)
+    return module_options(mariadb[name], config.resources)
 
 
 def parse_node(options: MariadbOptions, text: str) -> Node:
@@ -128,7 +128,8 @@ def status_view(options: MariadbOptions, statuses: list[NodeStatus]) -> dict[str
         elif doc["problem"]:
             problems.append(doc["problem"])
         elif doc["role"] in ("diverged", "foreign", "uninitialised"):
-            problems.append(f"{s.node} is {doc['role']}")
+            problems.append(f"{s.node} is {doc['role']}: {_ROLE_ADVICE[doc['role']]}"
+                            .format(node=s.node, cluster=s.cluster_id or "none"))
         if doc["role"] == "primary" and s.semi_sync_master_enabled \
                 and s.semi_sync_master_status is False:
             problems.append(f"{s.node}: semi-sync fell back to asynchronous "
@@ -143,6 +144,17 @@ def status_view(options: MariadbOptions, statuses: list[NodeStatus]) -> dict[str
             "db_epoch": max((s.db_epoch for s in statuses if s.db_epoch is not None),
                             default=None),
             "nodes": nodes, "problems": problems}
+
+
+#: What to do about a node that is neither the primary nor a replica of it.
+_ROLE_ADVICE = {
+    "diverged": "it holds transactions the primary lacks and is never used; shinha db "
+                "rejoin {node} salvages them and makes it a replica",
+    "foreign": "it belongs to another cluster ({cluster}) and is never used; remove it "
+               "from ha_hosts, or make it a member with shinha db init --force",
+    "uninitialised": "it holds no shinha database; shinha db init --force clones the "
+                     "primary to it",
+}
 
 
 def run_status(options: MariadbOptions, as_json: bool, out: TextIO | None = None) -> int:

@@ -226,14 +226,14 @@ def replication_problem(s: NodeStatus) -> str:
     if s.last_sql_errno == 1062:
         return (f"replication broken on {s.node}: duplicate key ({s.last_sql_error}); "
                 "the replica holds rows the primary also wrote: resync it "
-                "(shinha db init --force)")
+                f"(shinha db rejoin {s.node})")
     if s.last_sql_errno:
         return f"replication SQL thread on {s.node} stopped: {_sql_error(s)}"
     if s.last_io_errno == ER_MASTER_FATAL_READING_BINLOG:
         kind = ("the replica diverged" if "diverged" in s.last_io_error
                 else "the primary no longer has the binlog it needs")
         return (f"replication from {s.replicates_from} broken on {s.node}: {kind} "
-                f"({s.last_io_error}); resync it (shinha db init --force)")
+                f"({s.last_io_error}); resync it (shinha db rejoin {s.node})")
     if s.last_io_errno:
         return (f"{s.node} cannot read from {s.replicates_from}: error "
                 f"{s.last_io_errno}: {s.last_io_error}")

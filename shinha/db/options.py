@@ -9,6 +9,7 @@ import re
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
 from shinha.config.loader import Config
+from shinha.config.objects import Module
 from shinha.errors import ConfigError
 
 #: The data-server's own settings, which any storage module may carry (not MariaDB's).
@@ -115,6 +116,13 @@ def mariadb_options(module_name: str, options: dict[str, str],
         raise ConfigError(f"module {module_name}: {where}: {err['msg']}") from None
 
 
+def module_options(module: Module, resources: dict[str, str]) -> MariadbOptions:
+    """A `module_type mariadb` module's database options (the data-server's own options,
+    DATASERVER_OPTIONS, are the data-server's to read)."""
+    options = {k: v for k, v in module.options.items() if k not in DATASERVER_OPTIONS}
+    return mariadb_options(module.module_name, options, resources)
+
+
 def cluster_database(config: Config) -> MariadbOptions | None:
     """The MariaDB module the data-servers use (the same etc/ everywhere), or None when
     they store into SQLite."""
@@ -122,7 +130,5 @@ def cluster_database(config: Config) -> MariadbOptions | None:
         for name in server.modules:
             module = config.modules.get(name)
             if module is not None and module.module_type == "mariadb":
-                options = {k: v for k, v in module.options.items()
-                           if k not in DATASERVER_OPTIONS}
-                return mariadb_options(module.module_name, options, config.resources)
+                return module_options(module, config.resources)
     return None

@@ -53,6 +53,8 @@ INITIAL_SPREAD_RATE = 200.0
 LATENCY_WINDOW = 20_000
 #: How long a poller's result POST waits for the data tier before answering "retry".
 DURABLE_WAIT = 10.0
+#: Longest wait between two pushes of the outbox that the data tier refused.
+RETRY_MAX = 0.5
 
 
 class SchedulerDaemon(Daemon):
@@ -372,7 +374,9 @@ class SchedulerDaemon(Daemon):
             await asyncio.sleep(delay)  # let a batch gather
             ok = await self.outbox.push(self._dataservers(), self.link.data_timeout,
                                         self.epoch)
-            delay = 0.05 if ok else min(max(delay * 2, 0.2), 2.0)
+            # Refused: again soon, so that results flow within half a second of a new
+            # database primary being published (a retry costs one request).
+            delay = 0.05 if ok else min(max(delay * 2, 0.2), RETRY_MAX)
             if len(self.outbox):
                 self.outbox.wakeup.set()
 
