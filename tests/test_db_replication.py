@@ -395,7 +395,7 @@ def test_a_diverged_node_is_detected_and_never_used(nodes: list[mariadb.MariaDB]
 
 
 def test_broken_replication_is_named(nodes: list[mariadb.MariaDB], tmp_path: Path) -> None:
-    rebuild(nodes, tmp_path)
+    main = rebuild(nodes, tmp_path)
     options = opts(nodes)
     head = next(s for s in nodes if s.node == admin_head(statuses(options)))
     dup, gap = [s for s in nodes if s is not head]
@@ -410,7 +410,8 @@ def test_broken_replication_is_named(nodes: list[mariadb.MariaDB], tmp_path: Pat
     status = asyncio.run(probe(node_of(dup), options))
     with pytest.raises(DatabaseError, match="duplicate key") as refused:
         asyncio.run(admin.switchover(options, node_of(dup), next_epoch([status])))
-    assert refused.value.node == dup.node and "shinha db init --force" in str(refused.value)
+    assert refused.value.node == dup.node
+    assert f"shinha db rejoin {dup.node}" in str(refused.value)
     assert head.value("SELECT @@read_only") == "0"  # nothing was done to the primary
     # Missing binlog: the replica is behind what the primary still has.
     gap.sql("STOP SLAVE")
@@ -425,9 +426,12 @@ def test_broken_replication_is_named(nodes: list[mariadb.MariaDB], tmp_path: Pat
     with pytest.raises(DatabaseError, match="no longer has the binlog") as refused:
         asyncio.run(admin.repoint(options, node_of(gap), node_of(head), timeout=20))
     assert refused.value.node == gap.node
-    rebuild(nodes, tmp_path)  # the cure both messages name
-    check_replica(dup, head)
-    check_replica(gap, head)
+    assert f"shinha db rejoin {gap.node}" in str(refused.value)
+    for broken in (dup, gap):  # the cure both messages name
+        done = cli(main, "rejoin", broken.node)
+        assert done.returncode == 0, done.stderr
+        check_replica(broken, head)
+    assert count(dup, "dup_test") == count(gap, "dup_test") == count(head, "dup_test") == 2
 
 
 # --- clear errors -------------------------------------------------------------------------------
