@@ -4,9 +4,11 @@ by `shinha db init` as an operator would."""
 
 from __future__ import annotations
 
+import contextlib
 import os
 import subprocess
 import sys
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -68,3 +70,31 @@ def count_results(server: mariadb.MariaDB, ids: set[str]) -> dict[str, int]:
                       "shinha")
     found = {r[0]: int(r[1]) for r in rows}
     return {i: found.get(i, 0) for i in ids}
+
+
+@contextlib.contextmanager
+def fresh_nodes(root: Path, count: int = 2) -> Iterator[list[mariadb.MariaDB]]:
+    """`count` fresh nodes on 127.0.0.2, 127.0.0.3 …, each with only the bootstrap account
+    (as root would be), stopped at the end."""
+    mariadb.require()
+    nodes = [mariadb.MariaDB(root, f"127.0.0.{i + 2}", i + 1) for i in range(count)]
+    try:
+        for node in nodes:
+            node.start()
+            bootstrap_account(node)
+        yield nodes
+    finally:
+        for node in nodes:
+            node.stop()
+
+
+def database(c: Cluster) -> dict[str, Any]:
+    """The leading arbiter's database view ({} while none leads)."""
+    for name in ("arbiter-master", "arbiter-spare"):
+        try:
+            view = c.get(name, "/cluster")
+        except (OSError, AssertionError):
+            continue
+        if view["leading"]:
+            return dict(view["database"])
+    return {}

@@ -9,13 +9,12 @@ import time
 import uuid
 from collections.abc import Iterator
 from pathlib import Path
-from typing import Any
 
 import pytest
 
 from tests import mariadb
 from tests.cluster import Cluster, wait_for
-from tests.dbcluster import bootstrap_account, count_results, db_cluster, db_init
+from tests.dbcluster import count_results, database, db_cluster, db_init, fresh_nodes
 from tests.ha import leaders
 
 DS = "dataserver-master"
@@ -23,27 +22,8 @@ DS = "dataserver-master"
 
 @pytest.fixture
 def servers(tmp_path: Path) -> Iterator[list[mariadb.MariaDB]]:
-    mariadb.require()
-    nodes = [mariadb.MariaDB(tmp_path / "db", f"127.0.0.{i + 2}", i + 1) for i in range(2)]
-    try:
-        for node in nodes:
-            node.start()
-            bootstrap_account(node)
+    with fresh_nodes(tmp_path / "db") as nodes:
         yield nodes
-    finally:
-        for node in nodes:
-            node.stop()
-
-
-def database(c: Cluster) -> dict[str, Any]:
-    for name in ("arbiter-master", "arbiter-spare"):
-        try:
-            view = c.get(name, "/cluster")
-        except (OSError, AssertionError):
-            continue
-        if view["leading"]:
-            return dict(view["database"])
-    return {}
 
 
 def send(c: Cluster, n: int, tag: str) -> list[str]:

@@ -21,6 +21,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import os
+import re
 import signal
 import subprocess
 import sys
@@ -49,6 +50,7 @@ from tests.dbcluster import (
     count_results,
     db_cluster,
     db_init,
+    fresh_nodes,
     module,
 )
 from tests.ha import leaders, ping
@@ -64,16 +66,8 @@ DS = "dataserver-master"
 @pytest.fixture
 def servers(tmp_path: Path) -> Iterator[list[mariadb.MariaDB]]:
     """Two fresh nodes (primary and replica once `shinha db init` ran)."""
-    mariadb.require()
-    nodes = [mariadb.MariaDB(tmp_path / "db", f"127.0.0.{i + 2}", i + 1) for i in range(2)]
-    try:
-        for node in nodes:
-            node.start()
-            bootstrap_account(node)
+    with fresh_nodes(tmp_path / "db") as nodes:
         yield nodes
-    finally:
-        for node in nodes:
-            node.stop()
 
 
 # --- what the cluster says ----------------------------------------------------------------------
@@ -313,6 +307,10 @@ def test_master_arbiter_and_primary_killed_together(servers: list[mariadb.MariaD
         # a replica: promote one by hand").
         assert f"database primary {primary.node} is down" in log
         assert "none to write to" not in log
+        # It counted the failed checks it saw while standing by (it leads > WINDOW after the
+        # kill): the failover was due at once, not after another round of retries.
+        counted = re.search(r"the replicas follow it: (\d+) failed checks of (\d+)", log)
+        assert counted and int(counted.group(1)) >= int(counted.group(2)) == RETRIES, log[-3000:]
         assert replica.value("SELECT @@read_only") == "0"
         assert int(replica.value("SELECT epoch FROM shinha.shinha_fence")) == after["epoch"]
         assert ping(c, DS) is not None and ping(c, DS)["db_epoch"] == after["epoch"]  # type: ignore[index]

@@ -20,13 +20,12 @@ import time
 import uuid
 from collections.abc import Iterator
 from pathlib import Path
-from typing import Any
 
 import pytest
 
 from tests import mariadb
 from tests.cluster import ROOT, Cluster
-from tests.dbcluster import bootstrap_account, count_results, db_cluster, db_init
+from tests.dbcluster import bootstrap_account, count_results, database, db_cluster, db_init
 
 ARBITERS = ("arbiter-master", "arbiter-spare")
 DATASERVERS = ("dataserver-master", "dataserver-spare")
@@ -56,18 +55,6 @@ def cluster(tmp_path_factory: pytest.TempPathFactory
             c.stop_all()
         for server in servers:
             server.stop()
-
-
-def database(c: Cluster) -> dict[str, Any]:
-    """The leading arbiter's database view ({} while none leads)."""
-    for name in ARBITERS:
-        try:
-            view = c.get(name, "/cluster")
-        except (OSError, AssertionError):
-            continue
-        if view["leading"]:
-            return dict(view["database"])
-    return {}
 
 
 def roles(c: Cluster, servers: list[mariadb.MariaDB]
