@@ -27,6 +27,7 @@ def _check_config(args: argparse.Namespace) -> int:
             "seconds": round(elapsed, 3),
             "files": len(result.config.files) if result.config else 0,
             "config_hash": result.config.config_hash if result.config else None,
+            "dialect": result.dialect.as_dict() if result.dialect else None,
             "counts": counts,
             "errors": [d.as_dict() for d in result.errors],
             "warnings": [d.as_dict() for d in result.warnings],
@@ -39,7 +40,7 @@ def _check_config(args: argparse.Namespace) -> int:
         out.write(f"{diag}\n")
     if result.config:
         out.write(f"\nRead {len(result.config.files)} files in {elapsed:.2f} s "
-                  f"(config hash {result.config.config_hash})\n")
+                  f"(config hash {result.config.config_hash}), dialect {result.dialect}\n")
         width = max(len(k) for k in counts)
         for kind, count in counts.items():
             out.write(f"  {kind + 's':<{width + 1}}  {count:>8}\n")

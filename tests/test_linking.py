@@ -150,12 +150,15 @@ HOST_DISK = """
 
 @pytest.mark.parametrize("order", ["group first", "host first"])
 def test_explicit_host_beats_hostgroup(load_objects: LoadObjects, order: str) -> None:
-    """Nagios: a service defined on a host by name wins over one from a hostgroup."""
+    """Nagios 4: a service defined on a host by name wins over a hostgroup's copy of one (a
+    hostgroup's further hosts are registered last), with a warning at the hostgroup's."""
     defs = GROUP_DISK + HOST_DISK if order == "group first" else HOST_DISK + GROUP_DISK
     result = load_objects(HOSTS + defs)
-    assert about_objects(result.diagnostics) == []
+    [warning] = about_objects(result.diagnostics)
+    assert "service 'disk' on host 'a' is defined twice" in warning.message
     assert result.config is not None
     services = result.config.services
+    assert warning.line == services[("b", "disk")].source_line
     assert services[("a", "disk")].check_command == "check_b!explicit"
     assert services[("b", "disk")].check_command == "check_a!from-group"
 
@@ -196,18 +199,23 @@ def test_a_host_repeated_in_host_name_does_not_make_group_hosts_explicit(
     assert result.config.services[("c", "disk")].check_command == "check_b!explicit"
 
 
-def test_duplicate_explicit_services_are_an_error(load_objects: LoadObjects) -> None:
-    result = load_objects(HOSTS + service("a", "disk") + service("a,b", "disk"))
-    errors = about_objects(result.errors)
-    assert len(errors) == 1, errors
-    assert "service 'disk' on host 'a' is defined twice" in errors[0].message
-    assert errors[0].file is not None and errors[0].file.endswith("objects.cfg")
+def test_duplicate_explicit_services_are_a_warning_and_the_later_wins(
+        load_objects: LoadObjects) -> None:
+    # As Nagios 4 (tests/test_expand.py runs nagios4 on the same rule): a warning at the
+    # definition left out, and the later of two definitions kept.
+    result = load_objects(HOSTS + service("a", "disk") + service("a,b", "disk",
+                                                                "notes later"))
+    assert about_objects(result.errors) == []
+    warnings = about_objects(result.warnings)
+    assert len(warnings) == 1, warnings
+    assert "service 'disk' on host 'a' is defined twice" in warnings[0].message
+    assert warnings[0].file is not None and warnings[0].file.endswith("objects.cfg")
     assert result.config is not None
-    first = result.config.services[("a", "disk")]
-    # The error is at the second define (7 lines below the first), and names the first.
-    assert errors[0].line == first.source_line + 7
-    assert f"{first.source_file}:{first.source_line}" in errors[0].message
-    # The rest of the second definition is kept.
+    kept = result.config.services[("a", "disk")]
+    assert kept.notes == "later"
+    # The warning is at the first define (7 lines above the second), and names the kept one.
+    assert warnings[0].line == kept.source_line - 7
+    assert kept.where() in warnings[0].message
     assert ("b", "disk") in result.config.services
 
 
@@ -227,11 +235,13 @@ def test_service_from_two_hostgroups_is_a_warning(load_objects: LoadObjects) -> 
     assert result.errors == []
     warnings = about_objects(result.warnings)
     assert len(warnings) == 1, warnings
-    assert "service 'disk' on host 'b' comes from two hostgroups" in warnings[0].message
+    assert "service 'disk' on host 'b' is defined twice" in warnings[0].message
     assert result.config is not None
     services = result.config.services
     assert services[("a", "disk")].check_command == "check_a!first"
-    assert services[("b", "disk")].check_command == "check_a!first"  # the first is kept
+    # b is g1's second host, g2's first: Nagios keeps g1's (a definition's further hosts
+    # are registered before the definitions themselves).
+    assert services[("b", "disk")].check_command == "check_a!first"
     assert services[("c", "disk")].check_command == "check_b!second"
 
 

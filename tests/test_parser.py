@@ -372,7 +372,26 @@ def test_a_nagios_main_file_loads_and_unused_directives_are_warnings(
             enable_notifications=1
             """,
         "resource.cfg": "$USER1$=/usr/lib/nagios/plugins\n",
-        "objects/localhost.cfg": "define host {\n    host_name localhost\n}\n",
+        # Nagios 4 needs a service, a contact and max_check_attempts (tests/test_dialect.py).
+        "objects/localhost.cfg": """\
+            define host {
+                host_name           localhost
+                max_check_attempts  3
+            }
+            define service {
+                host_name           localhost
+                service_description ping
+                check_command       check_ping
+                max_check_attempts  3
+            }
+            define command {
+                command_name        check_ping
+                command_line        $USER1$/check_ping -H $HOSTADDRESS$
+            }
+            define contact {
+                contact_name        admin
+            }
+            """,
     })
     result = load(root, "nagios.cfg")
     assert result.errors == []

@@ -107,6 +107,8 @@ class ObjectBuilder:
         self.extra: list[dict[str, str]] = []
         #: Per built object: the value of the `extract` property, as written.
         self.extracted: list[str] = []
+        #: Per built object: the `aside` properties it has (inherited included), as written.
+        self.aside: list[dict[str, str]] = []
         #: Plain objects skip full validation (see fastmodel); not timeperiods, whose day
         #: lines are free-form, nor types that take any property.
         self.factory: ModelFactory[Any] | None = None
@@ -114,11 +116,15 @@ class ObjectBuilder:
                 and not getattr(model, "open_properties", False)):
             self.factory = ModelFactory(model)
         self._bases: dict[str | None, _Base | None] = {}
+        self._aside: frozenset[str] = frozenset()
 
-    def build(self, extract: str | None = None) -> list[Any]:
-        """Validate every registered object. The `extract` property is kept aside, as written,
-        in `self.extracted` (services: their host list), and stays on the object when it is one
-        plain name."""
+    def build(self, extract: str | None = None, aside: frozenset[str] = frozenset(),
+              templates: bool = False, report: bool = True) -> list[Any]:
+        """Validate every registered object (with `templates`, every template instead). The
+        `extract` property is kept aside, as written, in `self.extracted` (services: their host
+        list), and stays on the object when it is one plain name. The `aside` properties are
+        taken off, as written, into `self.aside` (services: duplicate_foreach). `report`: warn
+        about the ignored properties met."""
         out: list[Any] = []  # built objects, None where full validation is still to come
         slow: list[int] = []  # positions in `out` of the objects that need full validation
         inputs: list[dict[str, Any]] = []
@@ -129,9 +135,11 @@ class ObjectBuilder:
         origins, extras, extracted = self.origins, self.extra, self.extracted
         resolve = self.inheritance.resolve
         fast = self._fast if self.factory is not None else None
+        set_aside = self.aside
+        self._aside = aside
         for raw in self.raws:
             register = raw.props.get("register")
-            if register is not None and register.strip() == "0":
+            if (register is not None and register.strip() == "0") is not templates:
                 continue
             if fast is not None:
                 obj = fast(raw, extract)
@@ -139,8 +147,13 @@ class ObjectBuilder:
                     out.append(obj)
                     origins.append(raw)
                     extras.append(_NO_EXTRA)
+                    if aside:
+                        set_aside.append(_NO_EXTRA)
                     continue
             props: dict[str, Any] = resolve(raw)
+            kept_aside = _NO_EXTRA
+            if aside and not aside.isdisjoint(props):
+                kept_aside = {k: props.pop(k) for k in aside if k in props}
             extra = _NO_EXTRA
             if not known.issuperset(props):
                 extra = self._sort_unknown(raw, props, props.keys() - known)
@@ -158,12 +171,15 @@ class ObjectBuilder:
                     props[key] = [x for x in (p.strip() for p in props[key].split(",")) if x]
             props["source_file"] = raw.file
             props["source_line"] = raw.line
+            if aside:
+                set_aside.append(kept_aside)
             slow.append(len(out))
             out.append(None)
             inputs.append(props)
             origins.append(raw)
             extras.append(extra)
-        self._report_ignored()
+        if report:
+            self._report_ignored()
         if inputs:
             validated = self._validate(inputs, [origins[i] for i in slow])
             for position, obj in zip(slow, validated, strict=True):
@@ -175,6 +191,8 @@ class ObjectBuilder:
                 self.extra = [extras[i] for i in kept]
                 if extract is not None:
                     self.extracted = [extracted[i] for i in kept]
+                if aside:
+                    self.aside = [set_aside[i] for i in kept]
         return out
 
     def _fast(self, raw: RawObject, extract: str | None) -> Any:
@@ -194,6 +212,8 @@ class ObjectBuilder:
         cache = factory.cache
         data = base.data.copy()
         customs: dict[str, str] | None = None
+        if self._aside and not self._aside.isdisjoint(own):
+            return None
         for key, value in own.items():
             if key == extract or key == "use":
                 continue
@@ -276,7 +296,8 @@ class ObjectBuilder:
         base = _Base()
         try:
             for key, value in merged.items():
-                if value == "null" or key == extract or key == model.key_property:
+                if (value == "null" or key == extract or key == model.key_property
+                        or key in self._aside):
                     return None
                 if key in self.known:
                     base.values[key] = factory.value(key, value)
@@ -438,6 +459,7 @@ def split_by_type(objects: list[RawObject], diags: Diagnostics) -> dict[str, lis
         first = objs[0]
         diags.warning(f"ignored: {len(objs)} {type_} object{'s' if len(objs) > 1 else ''} "
                       f"({IGNORED_TYPES[type_]})", first.file, first.line)
+        by_type[type_] = objs  # not built, but their references are checked (references.py)
     return by_type
 
 

@@ -44,6 +44,9 @@ class Diagnostics:
     """The growing list of diagnostics of one load; loading goes on after an error."""
 
     items: list[Diagnostic] = field(default_factory=list)
+    #: The dialect of the tree being loaded (shinha.config.dialect), for the few rules that
+    #: differ deep inside a stage (Nagios 4 cuts a template loop where shinha reports it).
+    dialect: str = "shinha"
     _seen: set[Diagnostic] = field(default_factory=set, init=False, repr=False)
 
     def _add(self, diag: Diagnostic) -> None:

@@ -5,7 +5,10 @@ resolved (depth-first) before the next is looked at. A value starting with `+` a
 inherited list instead of replacing it; the value `null` cancels an inherited value. `name`,
 `register` and `use` are not inherited. Custom variables (`_FOO`) are case-insensitive, as in
 Nagios: their names are upper-cased before merging, so an object's `_FOO` beats a template's
-`_foo`.
+`_foo`. An object that names itself in its own `use` (`name web`, `use web`) inherits nothing
+from that name, as Nagios 4 and Naemon load it. A loop among templates is an error, except in
+the Nagios dialect: Nagios 4 cuts it where it meets a template again and takes that template's
+own values.
 """
 
 from __future__ import annotations
@@ -30,8 +33,19 @@ class Inheritance:
         self._broken: set[str] = set()
 
     def parents(self, obj: RawObject) -> list[str]:
+        """The templates `obj` uses, left to right, without its own name."""
         use = obj.props.get("use", "")
-        return [p.strip() for p in use.split(",") if p.strip()] if use else []
+        if not use:
+            return []
+        own = obj.props.get("name")
+        return [p for p in (x.strip() for x in use.split(",")) if p and p != own]
+
+    def report_missing(self, obj: RawObject, parent: str) -> None:
+        """Report that `obj` uses a template `parent` that is not defined."""
+        self.diags.error(f"{self.type} template '{parent}' is not defined", obj.file,
+                         locate_property(obj, "use"),
+                         did_you_mean(parent, self.templates)
+                         or f"define a {self.type} with 'name {parent}'")
 
     def template(self, name: str) -> dict[str, str] | None:
         """The fully resolved properties of template `name` (None if it cannot be resolved)."""
@@ -42,6 +56,10 @@ class Inheritance:
             return None
         tpl = self.templates[name]
         if name in self._visiting:
+            if self.diags.dialect == "nagios":
+                # Nagios 4 marks a template resolved before it resolves its parents: met again
+                # through a loop, it gives what it has so far (its own values), and no error.
+                return {k: v for k, v in tpl.props.items() if k not in NOT_INHERITED}
             line = locate_property(tpl, "use")
             self.diags.error(f"inheritance loop: {self.type} template '{name}' uses itself "
                              "through its parents", tpl.file, line,
@@ -66,6 +84,8 @@ class Inheritance:
         if use is not None and not obj.additive and "," not in use:
             # The common case, one parent and no `+`: a plain dict merge.
             parent = use.strip()
+            if parent == own.get("name"):
+                parent = ""  # it uses itself: nothing to inherit
             inherited = self.template(parent) if parent in self.templates else None
             if inherited is not None:
                 merged = {**inherited, **own}
@@ -88,10 +108,7 @@ class Inheritance:
         if "use" in own:
             for parent in reversed(self.parents(obj)):
                 if parent not in self.templates:
-                    self.diags.error(f"{self.type} template '{parent}' is not defined", obj.file,
-                                     locate_property(obj, "use"),
-                                     did_you_mean(parent, self.templates)
-                                     or f"define a {self.type} with 'name {parent}'")
+                    self.report_missing(obj, parent)
                     continue
                 inherited = self.template(parent)
                 if inherited is None:

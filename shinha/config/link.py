@@ -1,13 +1,19 @@
-"""Link the validated objects: group memberships both ways, services attached to their hosts,
-and every reference checked (commands, timeperiods, hosts, groups, realms, pollers, modules)."""
+"""Link the validated objects: group memberships both ways, and references checked.
+
+Under Shinken and Alignak a group named only by its members (`hostgroups web` on a host, with
+no `define hostgroup` web) is created, with a warning; Nagios refuses it. Under
+`use_regexp_matching` (Nagios) the names in members lists and in the members' group lists may
+be regular expressions (shinha.config.names).
+"""
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Mapping
+import re
+from collections.abc import Iterable, Mapping, Sequence
 from typing import Any, TypeVar
 
 from shinha.config.diagnostics import Diagnostics, did_you_mean
-from shinha.config.fastmodel import copy_model
+from shinha.config.names import Rules, is_regexp, pick
 from shinha.config.objects import (
     ConfigObject,
     Contact,
@@ -18,6 +24,10 @@ from shinha.config.objects import (
     Servicegroup,
 )
 from shinha.config.parser import RawObject, locate_in_block, locate_property
+
+REGEXP_HINT = ("with use_regexp_matching=1 a name with *, ?, + or \\. is a regular expression "
+               "(every name, with use_true_regexp_matching=1), and so are the names after it "
+               "in its list")
 
 
 class Linker:
@@ -39,6 +49,34 @@ class Linker:
         for name in names:
             if name and name not in known:
                 self.missing(obj, prop, kind, name, known, raw)
+
+    def names(self, obj: ConfigObject, prop: str, items: Sequence[str], kind: str,
+              known: Mapping[str, Any], rules: Rules) -> list[str]:
+        """The known names a list selects (`*`, `!name`, regular expressions under
+        use_regexp_matching), each undefined name or unmatched expression an error."""
+        picked = pick(items, known, rules, lambda: known)
+        for name in picked.missing:
+            self.missing(obj, prop, kind, name, known)
+        where = f"{obj.object_type} '{obj.object_name}': {prop}"
+        line = locate_in_block(obj.source_file, obj.source_line, prop)
+        for item in picked.unmatched:
+            self.diags.error(f"{where}: no {kind} matches '{item}'", obj.source_file, line,
+                             REGEXP_HINT)
+        for item in picked.invalid:
+            self.diags.error(f"{where}: '{item}' is not a valid regular expression",
+                             obj.source_file, line, "use_regexp_matching=1 reads it as one; "
+                             "escape its special characters, or list the names")
+        return [n for n in dict.fromkeys(picked.names) if n not in picked.excluded]
+
+    def implicit(self, member: ConfigObject, prop: str, kind: str, name: str) -> tuple[str, int]:
+        """Warn that a group named only by its members is created; return where (the first
+        member that names it)."""
+        line = locate_in_block(member.source_file, member.source_line, prop)
+        self.diags.warning(f"{kind} '{name}' is not defined: created for the members that name "
+                           "it, as Shinken and Alignak do", member.source_file, line,
+                           f"define it (define {kind} {{ {kind}_name {name} }}) to give it an "
+                           "alias, or fix the name")
+        return member.source_file, line
 
 
 K = TypeVar("K")
@@ -71,12 +109,25 @@ def expand_nested(kind: str, direct: dict[str, list[K]], groups: Mapping[str, Co
     return done
 
 
+def _regexp(rules: Rules, items: Sequence[str]) -> bool:
+    return rules.regexp and any(is_regexp(item, rules) for item in items)
+
+
 def link_hostgroups(hosts: dict[str, Host], groups: dict[str, Hostgroup], linker: Linker,
-                    raws: dict[str, RawObject]) -> None:
+                    raws: dict[str, RawObject], rules: Rules | None = None) -> None:
     """Fill hostgroup members and host hostgroups both ways, nested groups included."""
+    rules = rules or Rules()
     for host in hosts.values():
+        if _regexp(rules, host.hostgroups):
+            host.hostgroups = tuple(linker.names(host, "hostgroups", host.hostgroups,
+                                                 "hostgroup", groups, rules))
+            continue
         kept = []
         for name in host.hostgroups:
+            if name not in groups and rules.engine:
+                file, line = linker.implicit(host, "hostgroups", "hostgroup", name)
+                groups[name] = Hostgroup(hostgroup_name=name, source_file=file,
+                                         source_line=line)
             if name in groups:
                 kept.append(name)
             else:
@@ -84,19 +135,11 @@ def link_hostgroups(hosts: dict[str, Host], groups: dict[str, Hostgroup], linker
         host.hostgroups = tuple(kept)
     direct: dict[str, list[str]] = {}
     for group in groups.values():
-        members: list[str] = []
-        for name in group.members:
-            if name == "*":
-                members.extend(hosts)
-            elif name.startswith("!"):
-                continue
-            elif name in hosts:
-                members.append(name)
-            else:
-                linker.missing(group, "members", "host", name, hosts, raws.get(
-                    group.hostgroup_name))
-        excluded = {n[1:] for n in group.members if n.startswith("!")}
-        direct[group.hostgroup_name] = [m for m in members if m not in excluded]
+        if _regexp(rules, group.members):
+            direct[group.hostgroup_name] = linker.names(group, "members", group.members, "host",
+                                                        hosts, rules)
+        else:
+            direct[group.hostgroup_name] = _members(group, hosts, linker, raws)
         linker.check(group, "hostgroup_members", group.hostgroup_members, "hostgroup", groups,
                      raws.get(group.hostgroup_name))
     for host in hosts.values():
@@ -112,6 +155,23 @@ def link_hostgroups(hosts: dict[str, Host], groups: dict[str, Hostgroup], linker
             memberships[host_name].append(name)
     for host_name, names in memberships.items():
         hosts[host_name].hostgroups = tuple(names)
+
+
+def _members(group: Hostgroup, hosts: dict[str, Host], linker: Linker,
+             raws: dict[str, RawObject]) -> list[str]:
+    members: list[str] = []
+    for name in group.members:
+        if name == "*":
+            members.extend(hosts)
+        elif name.startswith("!"):
+            continue
+        elif name in hosts:
+            members.append(name)
+        else:
+            linker.missing(group, "members", "host", name, hosts, raws.get(
+                group.hostgroup_name))
+    excluded = {n[1:] for n in group.members if n.startswith("!")}
+    return [m for m in members if m not in excluded]
 
 
 def check_parents(hosts: dict[str, Host], linker: Linker) -> None:
@@ -150,102 +210,11 @@ def check_parents(hosts: dict[str, Host], linker: Linker) -> None:
                 path.pop()
 
 
-def attach_services(
-    defs: list[Service], host_specs: list[str], origins: list[RawObject],
-    hosts: dict[str, Host], groups: dict[str, Hostgroup], diags: Diagnostics,
-    allow_empty_groups: bool,
-) -> dict[tuple[str, str], Service]:
-    """Give each service definition one instance per host; explicit hosts beat hostgroups."""
-    linker = Linker(diags)
-    services: dict[tuple[str, str], Service] = {}
-    from_groups: set[tuple[str, str]] = set()
-    for svc, host_spec, raw in zip(defs, host_specs, origins, strict=True):
-        host = svc.host_name
-        if host and not svc.hostgroup_name:
-            # The common case, one plain host name: no copies, no lists.
-            key = (host, svc.service_description)
-            if key not in services and host in hosts:
-                services[key] = svc
-                continue
-        host_names = [x for x in (p.strip() for p in host_spec.split(",")) if x]
-        reported = len(diags.items)
-        excluded: set[str] = set()
-        targets: list[str] = []
-        for name in host_names:
-            if name == "*":
-                targets.extend(hosts)
-            elif name[:1] == "!":
-                excluded.add(name[1:])
-            elif name in hosts:
-                targets.append(name)
-            else:
-                linker.missing(svc, "host_name", "host", name, hosts, raw)
-        explicit = set(targets)
-        excluded_groups = set()
-        for name in svc.hostgroup_name:
-            if name[:1] == "!":
-                excluded_groups.add(name[1:])
-                continue
-            group = groups.get(name)
-            if group is None:
-                linker.missing(svc, "hostgroup_name", "hostgroup", name, groups, raw)
-                continue
-            targets.extend(group.members)
-        for name in excluded_groups:
-            if name in groups:
-                excluded.update(groups[name].members)
-            else:
-                linker.missing(svc, "hostgroup_name", "hostgroup", name, groups, raw)
-        if not targets:
-            if not host_names and not svc.hostgroup_name:
-                diags.error(f"service '{svc.service_description}' is attached to no host",
-                            raw.file, raw.line, "set host_name or hostgroup_name "
-                            "(or 'register 0' if it is a template)")
-            elif len(diags.items) > reported:
-                pass  # its hosts or hostgroups are undefined: already reported
-            elif allow_empty_groups and svc.hostgroup_name:
-                diags.warning(f"service '{svc.service_description}' is on empty hostgroups "
-                              "only; it is not attached to any host", raw.file, raw.line)
-            else:
-                diags.error(f"service '{svc.service_description}' is attached to no host "
-                            "(its hostgroups are empty or its hosts all excluded)",
-                            raw.file, raw.line, "check host_name/hostgroup_name, or set "
-                            "allow_empty_hostgroup_assignment=1 in the main file")
-            continue
-        for host_name in dict.fromkeys(targets):
-            if host_name in excluded:
-                continue
-            from_group = host_name not in explicit
-            key = (host_name, svc.service_description)
-            if key in services:
-                if key in from_groups and not from_group:
-                    pass  # an explicit definition beats one from a hostgroup (Nagios rule)
-                elif from_group and key not in from_groups:
-                    continue
-                elif from_group:
-                    prior = services[key]
-                    diags.warning(f"service '{svc.service_description}' on host '{host_name}' "
-                                  f"comes from two hostgroups; the first (at {prior.where()}) "
-                                  "is kept", raw.file, raw.line)
-                    continue
-                else:
-                    prior = services[key]
-                    diags.error(f"service '{svc.service_description}' on host '{host_name}' "
-                                f"is defined twice (first at {prior.where()})", raw.file,
-                                raw.line, "remove or rename one of them")
-                    continue
-            instance = copy_model(svc, host_name=host_name)
-            services[key] = instance
-            if from_group:
-                from_groups.add(key)
-            else:
-                from_groups.discard(key)
-    return services
-
-
 def link_servicegroups(services: dict[tuple[str, str], Service],
-                       groups: dict[str, Servicegroup], linker: Linker) -> None:
+                       groups: dict[str, Servicegroup], linker: Linker,
+                       rules: Rules | None = None) -> None:
     """Fill servicegroup members (`host,service` pairs) and service servicegroups both ways."""
+    rules = rules or Rules()
     members: dict[str, list[tuple[str, str]]] = {name: [] for name in groups}
     for group in groups.values():
         items = group.members
@@ -254,22 +223,32 @@ def link_servicegroups(services: dict[tuple[str, str], Service],
                                "host,service pairs", group.source_file, group.source_line)
             items = items[:-1]
         for i in range(0, len(items), 2):
-            key = (items[i], items[i + 1])
-            if key in services:
-                members[group.servicegroup_name].append(key)
+            found = _service_pairs(items[i], items[i + 1], services, rules)
+            if found:
+                members[group.servicegroup_name].extend(found)
             else:
                 linker.diags.error(f"servicegroup '{group.servicegroup_name}': service "
-                                   f"'{key[1]}' on host '{key[0]}' is not defined",
-                                   group.source_file, group.source_line)
+                                   f"'{items[i + 1]}' on host '{items[i]}' is not defined",
+                                   group.source_file, group.source_line,
+                                   REGEXP_HINT if _regexp(rules, items[i:i + 2]) else None)
         linker.check(group, "servicegroup_members", group.servicegroup_members,
                      "servicegroup", groups)
     for key, svc in services.items():
-        if svc.servicegroups:
-            for name in svc.servicegroups:
-                if name in members:
-                    members[name].append(key)
-                else:
-                    linker.missing(svc, "servicegroups", "servicegroup", name, groups)
+        if not svc.servicegroups:
+            continue
+        names: Sequence[str] = svc.servicegroups
+        if _regexp(rules, names):
+            names = linker.names(svc, "servicegroups", names, "servicegroup", groups, rules)
+        for name in names:
+            if name not in members and rules.engine:
+                file, line = linker.implicit(svc, "servicegroups", "servicegroup", name)
+                groups[name] = Servicegroup(servicegroup_name=name, source_file=file,
+                                            source_line=line)
+                members[name] = []
+            if name in members:
+                members[name].append(key)
+            else:
+                linker.missing(svc, "servicegroups", "servicegroup", name, groups)
     expanded = expand_nested("servicegroup", members, groups, "servicegroup_members",
                              linker.diags)
     for name, group in groups.items():
@@ -280,20 +259,49 @@ def link_servicegroups(services: dict[tuple[str, str], Service],
                 services[key].servicegroups = (*services[key].servicegroups, name)
 
 
+def _service_pairs(host: str, description: str, services: Mapping[tuple[str, str], Service],
+                   rules: Rules) -> list[tuple[str, str]]:
+    """The services a `host,description` member names (regular expressions: Nagios)."""
+    if not _regexp(rules, (host, description)):
+        return [(host, description)] if (host, description) in services else []
+    patterns: list[re.Pattern[str]] = []
+    for item in (host, description):
+        try:
+            patterns.append(re.compile(item if is_regexp(item, rules) else
+                                       f"^{re.escape(item)}$"))
+        except re.error:
+            return []
+    return [key for key in services
+            if patterns[0].search(key[0]) and patterns[1].search(key[1])]
+
+
 def link_contactgroups(contacts: dict[str, Contact], groups: dict[str, Contactgroup],
-                       linker: Linker) -> None:
+                       linker: Linker, rules: Rules | None = None) -> None:
     """Fill contactgroup members and contact contactgroups both ways, nested groups included."""
+    rules = rules or Rules()
     direct: dict[str, list[str]] = {name: [] for name in groups}
     for group in groups.values():
-        for name in group.members:
-            if name in contacts:
-                direct[group.contactgroup_name].append(name)
-            else:
-                linker.missing(group, "members", "contact", name, contacts)
+        if _regexp(rules, group.members):
+            direct[group.contactgroup_name] = linker.names(group, "members", group.members,
+                                                           "contact", contacts, rules)
+        else:
+            for name in group.members:
+                if name in contacts:
+                    direct[group.contactgroup_name].append(name)
+                else:
+                    linker.missing(group, "members", "contact", name, contacts)
         linker.check(group, "contactgroup_members", group.contactgroup_members,
                      "contactgroup", groups)
     for contact in contacts.values():
-        for name in contact.contactgroups:
+        names: Sequence[str] = contact.contactgroups
+        if _regexp(rules, names):
+            names = linker.names(contact, "contactgroups", names, "contactgroup", groups, rules)
+        for name in names:
+            if name not in direct and rules.engine:
+                file, line = linker.implicit(contact, "contactgroups", "contactgroup", name)
+                groups[name] = Contactgroup(contactgroup_name=name, source_file=file,
+                                            source_line=line)
+                direct[name] = []
             if name in direct:
                 direct[name].append(contact.contact_name)
             else:

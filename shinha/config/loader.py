@@ -10,6 +10,7 @@ from operator import attrgetter
 from pathlib import Path
 from typing import Any, TypeVar
 
+from shinha.config import strict
 from shinha.config.build import (
     OBJECT_MODELS,
     ObjectBuilder,
@@ -17,18 +18,28 @@ from shinha.config.build import (
     split_by_type,
     templates_of,
 )
-from shinha.config.daemons import DAEMON_MODELS, DaemonLink, Poller
+from shinha.config.builtins import BUILTIN_COMMANDS, BUSINESS_RULE, check_rule
+from shinha.config.daemons import DAEMON_MODELS, DaemonLink, Poller, Scheduler
 from shinha.config.diagnostics import Diagnostic, Diagnostics
+from shinha.config.dialect import Dialect, detect
+from shinha.config.expand import (
+    FILTERS,
+    HostFacts,
+    expand_services,
+    generate_hosts,
+    host_facts,
+)
+from shinha.config.lenient import adapt_alignak_modules, relax
 from shinha.config.link import (
     Linker,
-    attach_services,
     check_parents,
     link_contactgroups,
     link_hostgroups,
     link_servicegroups,
 )
-from shinha.config.macros import used_macros
-from shinha.config.mainfile import MainConfig, build_main
+from shinha.config.macros import split_check_command, used_macros
+from shinha.config.mainfile import MainConfig, build_main, is_macro
+from shinha.config.names import Rules, rules_for
 from shinha.config.objects import (
     Command,
     ConfigObject,
@@ -41,11 +52,14 @@ from shinha.config.objects import (
     Service,
     Servicegroup,
 )
-from shinha.config.parser import RawObject, TreeReader
+from shinha.config.parser import RawObject, TreeReader, locate_in_block
+from shinha.config.references import check_loaded
 from shinha.config.timeperiod import Timeperiod
 from shinha.errors import ConfigError
 
 DEFAULT_REALM = "All"
+#: The dialect of a Config made without a load (tests, tools).
+DEFAULT_DIALECT = Dialect("shinha", "the default")
 T = TypeVar("T", bound=ConfigObject)
 
 
@@ -71,6 +85,9 @@ class Config:
     templates: int = 0
     default_realm: str = DEFAULT_REALM
     config_hash: str = ""
+    #: The dialect the tree was read in (shinha.config.dialect): `dialect.name` is "shinha",
+    #: "nagios", "shinken" or "alignak"; `dialect.lenient` is True for the last two.
+    dialect: Dialect = DEFAULT_DIALECT
 
     def counts(self) -> dict[str, int]:
         """Count each object type (the check-config summary)."""
@@ -95,6 +112,11 @@ class LoadResult:
     diagnostics: list[Diagnostic]
 
     @property
+    def dialect(self) -> Dialect | None:
+        """The dialect the tree was read in (None if the main file is unreadable)."""
+        return self.config.dialect if self.config is not None else None
+
+    @property
     def errors(self) -> list[Diagnostic]:
         return [d for d in self.diagnostics if d.severity == "error"]
 
@@ -115,12 +137,19 @@ class LoadResult:
         return self.config
 
 
-def _index(objs: list[T], diags: Diagnostics, kind: str) -> dict[str, T]:
+def _index(objs: list[T], diags: Diagnostics, kind: str,
+           dialect: Dialect = DEFAULT_DIALECT) -> dict[str, T]:
     out: dict[str, T] = {}
     for obj in objs:
         name = obj.object_name
         if name in out:
             first = out[name]
+            if dialect.lenient:
+                diags.warning(f"{kind} '{name}' is defined twice (first at {first.where()}); "
+                              f"the later one is kept, as {dialect.title} does",
+                              obj.source_file, obj.source_line, "remove one of them")
+                out[name] = obj
+                continue
             diags.error(f"{kind} '{name}' is defined twice (first at {first.where()})",
                         obj.source_file, obj.source_line, "remove or rename one of them")
             continue
@@ -147,11 +176,24 @@ def _load(main_path: Path) -> LoadResult:
         diags.error(f"main configuration file not found: {main_path}")
         return LoadResult(None, diags.items)
     tree = TreeReader(diags).read_main(main_path)
-    main = build_main(tree.directives, diags)
+    dialect = detect(main_path, tree.directives, tree.objects, diags)
+    diags.dialect = dialect.name
+    main = build_main(tree.directives, diags, dialect, str(main_path))
+    if dialect.lenient:
+        # Shinken and Alignak read `$NAME$=value` in any file (resource.d/ through cfg_dir).
+        tree.resources.update({d.key[1:-1]: d.value for d in tree.directives
+                               if is_macro(d.key)})
     by_type = split_by_type(tree.objects, diags)
+    adapt_alignak_modules(by_type.get("module", []), diags)
+    if dialect.lenient:
+        relax(by_type, dialect, diags)
+    elif dialect.name == "nagios":
+        strict.check_raw(by_type, diags)
     config = Config(main_file=str(main_path), main=main, files=tree.files,
-                    resources=tree.resources)
-    _Assembler(config, by_type, diags).run()
+                    resources=tree.resources, dialect=dialect)
+    _Assembler(config, by_type, diags, rules_for(config, tree.directives)).run()
+    if dialect.name == "nagios":
+        strict.check_tree(config, diags)
     config.config_hash = _hash_files(main_path, tree.files)
     return LoadResult(config, diags.sorted())
 
@@ -186,11 +228,12 @@ class _Assembler:
     """Build every type in dependency order, then link and check references."""
 
     def __init__(self, config: Config, by_type: dict[str, list[RawObject]],
-                 diags: Diagnostics) -> None:
+                 diags: Diagnostics, rules: Rules) -> None:
         self.config = config
         self.by_type = by_type
         self.diags = diags
         self.linker = Linker(diags)
+        self.rules = rules
 
     def builder(self, type_: str) -> ObjectBuilder:
         raws = self.by_type.get(type_, [])
@@ -201,34 +244,38 @@ class _Assembler:
 
     def simple(self, type_: str, cls: type[T]) -> dict[str, T]:
         objs: list[T] = self.builder(type_).build()
-        return _index(objs, self.diags, type_)
+        return _index(objs, self.diags, type_, self.config.dialect)
 
     def run(self) -> None:
         c, d = self.config, self.diags
         c.commands = self.simple("command", Command)
-        c.timeperiods = _index(build_timeperiods(self.builder("timeperiod"), d), d, "timeperiod")
+        c.timeperiods = _index(build_timeperiods(self.builder("timeperiod"), d), d, "timeperiod",
+                               c.dialect)
         c.realms = self.simple("realm", Realm)
         c.modules = self.simple("module", Module)
         c.contacts = self.simple("contact", Contact)
         c.contactgroups = self.simple("contactgroup", Contactgroup)
+        engine = self.rules.engine
+        if self.rules.dialect == "alignak":
+            self.by_type["host"] = generate_hosts(self.by_type.get("host", []), d)
         host_builder = self.builder("host")
-        c.hosts = _index(host_builder.build(), d, "host")
+        c.hosts = _index(host_builder.build(aside=FILTERS if engine else frozenset()), d, "host",
+                         c.dialect)
+        facts = host_facts(host_builder, self.rules) if engine else HostFacts()
         host_builder.release()
         c.hostgroups = self.simple("hostgroup", Hostgroup)
         c.servicegroups = self.simple("servicegroup", Servicegroup)
         for role in DAEMON_MODELS:
             c.daemons[role] = self.simple(role, DAEMON_MODELS[role])
         self.realms()
-        link_hostgroups(c.hosts, c.hostgroups, self.linker,
-                        {})
+        link_hostgroups(c.hosts, c.hostgroups, self.linker, {}, self.rules)
         check_parents(c.hosts, self.linker)
         svc_builder = self.builder("service")
-        defs: list[Service] = svc_builder.build(extract="host_name")
-        c.services = attach_services(defs, svc_builder.extracted, svc_builder.origins, c.hosts,
-                                     c.hostgroups, d, c.main.allow_empty_hostgroup_assignment)
+        c.services = expand_services(svc_builder, c.hosts, c.hostgroups, facts, self.rules, d)
         svc_builder.release()
-        link_servicegroups(c.services, c.servicegroups, self.linker)
-        link_contactgroups(c.contacts, c.contactgroups, self.linker)
+        link_servicegroups(c.services, c.servicegroups, self.linker, self.rules)
+        link_contactgroups(c.contacts, c.contactgroups, self.linker, self.rules)
+        check_loaded(self.by_type, c, self.rules, d)
         self.references()
         self.daemon_checks()
 
@@ -247,8 +294,10 @@ class _Assembler:
         elif not c.realms:
             c.realms[DEFAULT_REALM] = Realm(realm_name=DEFAULT_REALM, default=True)
         else:
-            self.diags.error("several realms and none is 'default 1'", None, None,
-                             "mark one realm with 'default 1'")
+            first = min(c.realms.values(), key=lambda r: (r.source_file, r.source_line))
+            self.diags.error(f"several realms and none is 'default 1' (the realms: "
+                             f"{', '.join(sorted(c.realms))})", first.source_file,
+                             first.source_line, "mark one realm with 'default 1'")
             c.default_realm = sorted(c.realms)[0]
         for realm in c.realms.values():
             self.linker.check(realm, "realm_members", realm.realm_members, "realm", c.realms)
@@ -257,11 +306,15 @@ class _Assembler:
     def references(self) -> None:
         c, check = self.config, self.linker.check
         periods, commands, realms = c.timeperiods, c.commands, c.realms
+        known_commands: Mapping[str, object] = commands
+        engine = c.dialect.engine
+        if engine is not None:  # the commands Shinken and Alignak define themselves
+            known_commands = {**dict.fromkeys(BUILTIN_COMMANDS[engine]), **commands}
         pollers = c.daemons.get("poller", {})
         checkables: list[Host | Service] = [*c.hosts.values(), *c.services.values()]
         refs: tuple[tuple[str, str, Mapping[str, object]], ...] = (
-            ("check_command", "command", commands),
-            ("event_handler", "command", commands),
+            ("check_command", "command", known_commands),
+            ("event_handler", "command", known_commands),
             ("check_period", "timeperiod", periods),
             ("notification_period", "timeperiod", periods),
             ("maintenance_period", "timeperiod", periods),
@@ -281,6 +334,8 @@ class _Assembler:
             for name in sorted(names - known.keys() - {""}):
                 obj = next(o for o in checkables if _carries(getattr(o, prop), name, kind))
                 self.linker.missing(obj, prop, kind, name, known)
+        if engine is not None and BUSINESS_RULE not in c.commands:
+            self.business_rules(checkables)
         for host in c.hosts.values():
             if host.realm:
                 check(host, "realm", [host.realm], "realm", realms)
@@ -296,7 +351,7 @@ class _Assembler:
                     check(contact, prop, [value], "timeperiod", periods)
             for prop in ("host_notification_commands", "service_notification_commands"):
                 check(contact, prop, [v.split("!", 1)[0] for v in getattr(contact, prop)],
-                      "command", commands)
+                      "command", known_commands)
         for module in c.modules.values():
             check(module, "modules", module.modules, "module", c.modules)
             if module.module_type == "mariadb":
@@ -307,6 +362,28 @@ class _Assembler:
                     self.diags.warning(f"command '{command.command_name}' uses ${macro}$, "
                                        "which no resource file defines", command.source_file,
                                        command.source_line, "add it to the resource_file")
+
+    def business_rules(self, checkables: list[Host | Service]) -> None:
+        """Parse each `bp_rule` check and check that what it names exists (error, as in
+        Shinken and Alignak); rules are not evaluated."""
+        c = self.config
+        hostgroups = {name: g.members for name, g in c.hostgroups.items()}
+        servicegroups = {name: g.members for name, g in c.servicegroups.items()}
+        for obj in checkables:
+            if not obj.check_command.startswith(BUSINESS_RULE):
+                continue
+            name, args = split_check_command(obj.check_command)
+            expression = "!".join(args)
+            if name != BUSINESS_RULE or "$" in expression:
+                continue  # a rule with macros is only known at run time
+            own_host = obj.host_name
+            for problem in check_rule(expression, own_host, c.hosts, c.services, hostgroups,
+                                      servicegroups):
+                self.diags.error(f"{obj.object_type} '{obj.object_name}': business rule: "
+                                 f"{problem}", obj.source_file,
+                                 locate_in_block(obj.source_file, obj.source_line,
+                                                 "check_command"),
+                                 "fix the rule: hosts as 'host', services as 'host,service'")
 
     def _check_mariadb(self, module: Module) -> None:
         """A MariaDB storage module's options, checked at load (file:line), not at start."""
@@ -319,6 +396,44 @@ class _Assembler:
             self.diags.error(str(exc), module.source_file, module.source_line,
                              "see docs/configuration.md, the mariadb storage module")
 
+    def shared_address(self, daemon: DaemonLink, other: DaemonLink) -> None:
+        """Two daemons on one address and port: an error, except where Shinken and Alignak
+        load it (two spares, or daemons of different realms): a warning there."""
+        c = self.config
+        realm, other_realm = (daemon.realm or c.default_realm, other.realm or c.default_realm)
+        text = (f"{daemon.role} '{daemon.name}' listens on {daemon.address}:"
+                f"{daemon.listen_port}, like {other.role} '{other.name}' ({other.where()})")
+        if c.dialect.lenient and ((daemon.spare and other.spare) or realm != other_realm):
+            self.diags.warning(f"{text}; {c.dialect.title} loads it, but they cannot run on "
+                               "one machine at once", daemon.source_file, daemon.source_line,
+                               "give each daemon of one host its own port")
+            return
+        self.diags.error(text, daemon.source_file, daemon.source_line,
+                         "give each daemon of one host its own port")
+
+    def realms_without_scheduler(self) -> None:
+        """A realm with hosts and no scheduler (spares aside) is an error, as in Shinken and
+        Alignak ("The realm … has hosts but no scheduler!"), when schedulers are defined."""
+        c = self.config
+        schedulers = [s for s in c.daemons.get("scheduler", {}).values()
+                      if isinstance(s, Scheduler)]
+        if not schedulers:
+            return  # reported: no scheduler is defined at all
+        served = {s.realm or c.default_realm for s in schedulers if not s.spare}
+        counts: dict[str, int] = {}
+        for host in c.hosts.values():
+            realm = host.realm or next((c.hostgroups[g].realm for g in host.hostgroups
+                                        if c.hostgroups[g].realm), c.default_realm)
+            counts[realm] = counts.get(realm, 0) + 1
+        for name, count in sorted(counts.items()):
+            if name in served or name not in c.realms:
+                continue
+            realm_obj = c.realms[name]
+            self.diags.error(f"realm '{name}' has {count} host{'s' if count > 1 else ''} "
+                             "but no scheduler (spares aside): its checks would never run",
+                             realm_obj.source_file or c.main_file, realm_obj.source_line or None,
+                             f"define a scheduler with 'realm {name}'")
+
     def daemon_checks(self) -> None:
         c, d = self.config, self.diags
         listening: dict[tuple[str, int], DaemonLink] = {}
@@ -329,15 +444,12 @@ class _Assembler:
                     self.linker.check(daemon, "realm", [daemon.realm], "realm", c.realms)
                 where = (daemon.address, daemon.listen_port)
                 if where in listening:
-                    other = listening[where]
-                    d.error(f"{role} '{daemon.name}' listens on {where[0]}:{where[1]}, like "
-                            f"{other.role} '{other.name}' ({other.where()})",
-                            daemon.source_file, daemon.source_line,
-                            "give each daemon of one host its own port")
+                    self.shared_address(daemon, listening[where])
                 listening[where] = daemon
             if not daemons:
                 d.warning(f"no {role} is defined: the cluster cannot run without one",
                           c.main_file, None)
+        self.realms_without_scheduler()
         masters = [a for a in c.daemons.get("arbiter", {}).values() if not a.spare]
         if len(masters) > 1:
             d.error(f"{len(masters)} arbiters are not spares ("

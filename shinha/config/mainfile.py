@@ -1,14 +1,25 @@
 """The main file's `key=value` directives: the few shinha uses, and the Nagios/Shinken ones it
-accepts with a warning so that an existing `nagios.cfg` or `shinken.cfg` loads as it is."""
+accepts with a warning so that an existing `nagios.cfg` or `shinken.cfg` loads as it is.
+
+In the Shinken and Alignak dialects, the directives either engine documents load silently, an
+unknown one is a warning (as those engines warn), and a `$NAME$=value` line in any file defines
+a macro; in the shinha and Nagios dialects an unknown directive or such a line is an error."""
 
 from __future__ import annotations
 
-from typing import Literal
+from typing import TYPE_CHECKING, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from shinha.config.diagnostics import Diagnostics, did_you_mean
+from shinha.config.engines import known_directives
 from shinha.config.parser import INCLUDE_DIRECTIVES, Directive
+
+if TYPE_CHECKING:
+    from shinha.config.dialect import Dialect
+
+#: The directive that sets the dialect (shinha.config.dialect reads it).
+DIALECT_DIRECTIVE = "shinha_dialect"
 
 
 class MainConfig(BaseModel):
@@ -129,23 +140,38 @@ IGNORED_DIRECTIVES = frozenset({
 })
 
 
-def build_main(directives: list[Directive], diags: Diagnostics) -> MainConfig:
+def is_macro(key: str) -> bool:
+    """Whether a directive's key is a `$NAME$` macro."""
+    return len(key) > 2 and key[0] == "$" and key[-1] == "$"
+
+
+def build_main(directives: list[Directive], diags: Diagnostics,
+               dialect: Dialect | None = None, main_file: str | None = None) -> MainConfig:
     """Validate the main-file directives into a MainConfig; ignored ones become warnings."""
     own = MainConfig.model_fields
+    engine = dialect.engine if dialect is not None else None
+    known = known_directives() if engine is not None else frozenset()
     values: dict[str, str] = {}
     where: dict[str, Directive] = {}
     ignored: dict[str, Directive] = {}
     for d in directives:
-        if d.key in INCLUDE_DIRECTIVES:
+        if d.key in INCLUDE_DIRECTIVES or d.key == DIALECT_DIRECTIVE:
             continue
         if d.key in own:
             values[d.key] = d.value
             where[d.key] = d
+        elif is_macro(d.key):
+            if engine is None:
+                kind = "the main file" if d.file == main_file else "an object file"
+                diags.error(f"macro {d.key} set in {kind}", d.file, d.line,
+                            "put $USERn$ macros in a resource file named by resource_file=")
+        elif d.key in known:
+            continue  # documented by the engine: loads as it does there
         elif d.key in IGNORED_DIRECTIVES:
             ignored.setdefault(d.key, d)
-        elif d.key.startswith("$") and d.key.endswith("$"):
-            diags.error(f"macro {d.key} set in a main file", d.file, d.line,
-                        "put $USERn$ macros in a resource file named by resource_file=")
+        elif dialect is not None and dialect.lenient:
+            diags.warning(f"unknown directive '{d.key}' (ignored, as {dialect.title} does)",
+                          d.file, d.line, did_you_mean(d.key, [*own, *known]))
         else:
             diags.error(f"unknown directive '{d.key}'", d.file, d.line,
                         did_you_mean(d.key, [*own, *INCLUDE_DIRECTIVES])

@@ -94,7 +94,7 @@ _IGNORED_CHECKED = frozenset({
     "time_to_orphanage", "labels", "business_rule_output_template",
     "business_rule_smart_notifications", "business_rule_downtime_as_ack",
     "business_rule_host_notification_options", "business_rule_service_notification_options",
-    "business_impact_modulations", "resultmodulations", "escalations", "criticity",
+    "business_impact_modulations", "resultmodulations", "escalations",
     "snapshot_enabled", "snapshot_command", "snapshot_period", "snapshot_criteria",
     "snapshot_interval", "checkmodulations", "macromodulations", "reactionner_tag",
     "initial_output", "trending_policies", "service_dependencies", "host_dependency_enabled",
@@ -162,6 +162,7 @@ class Host(Checkable):
     property_aliases: ClassVar[dict[str, str]] = {
         "normal_check_interval": "check_interval",
         "retry_check_interval": "retry_interval",
+        "criticity": "business_impact",
     }
 
     host_name: str = Field(description="Unique name of the host.")
@@ -188,6 +189,9 @@ class Service(Checkable):
         "normal_check_interval": "check_interval",
         "retry_check_interval": "retry_interval",
         "description": "service_description",
+        "hostgroups": "hostgroup_name",
+        "hostgroup": "hostgroup_name",
+        "criticity": "business_impact",
     }
 
     host_name: str = Field("", description="Host(s), comma-separated, `!` excludes, `*` all; "

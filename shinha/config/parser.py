@@ -1,7 +1,8 @@
 """Read Nagios/Shinken configuration files into raw objects and main-file directives.
 
 This layer knows the syntax only: `define TYPE { key value }` blocks, `key=value` directives,
-comments, line continuations and the `cfg_file=`/`cfg_dir=`/`resource_file=` includes. It never
+comments, line continuations and the includes: `cfg_file=`/`cfg_dir=`/`resource_file=`, and
+Naemon's `include_file=`/`include_dir=` (the same as cfg_file/cfg_dir, in any file). It never
 stops at the first error: a broken block is reported and skipped, the rest is read.
 
 Property line numbers are not kept per property (that would double the memory of a large tree);
@@ -19,7 +20,10 @@ from sys import intern
 
 from shinha.config.diagnostics import Diagnostics
 
-INCLUDE_DIRECTIVES = frozenset({"cfg_file", "cfg_dir", "resource_file"})
+INCLUDE_DIRECTIVES = frozenset({"cfg_file", "cfg_dir", "resource_file", "include_file",
+                                "include_dir"})
+_FILE_INCLUDES = frozenset({"cfg_file", "include_file"})
+_DIR_INCLUDES = frozenset({"cfg_dir", "include_dir"})
 _TIMEPERIOD_FIXED = frozenset({"timeperiod_name", "alias", "exclude", "name", "use", "register"})
 _TIME_START = re.compile(r"(?<!\S)\d{1,2}:\d{2}")
 
@@ -172,10 +176,10 @@ class TreeReader:
         self.tree.files.append(str(path))
         self.parse_text(text, str(path))
 
-    def _read_dir(self, path: Path, where: tuple[str, int]) -> None:
+    def _read_dir(self, path: Path, where: tuple[str, int], key: str = "cfg_dir") -> None:
         if not path.is_dir():
             self.diags.error(f"directory not found: {path}", *where,
-                             hint="cfg_dir= names a directory; relative paths resolve against "
+                             hint=f"{key}= names a directory; relative paths resolve against "
                              "the including file")
             return
         walked: set[str] = set()
@@ -215,10 +219,10 @@ class TreeReader:
             target = Path(value)
             if not target.is_absolute():
                 target = Path(file).parent / target
-            if key == "cfg_file":
+            if key in _FILE_INCLUDES:
                 self._read_file(target, (file, line))
-            elif key == "cfg_dir":
-                self._read_dir(target, (file, line))
+            elif key in _DIR_INCLUDES:
+                self._read_dir(target, (file, line), key)
             else:
                 self._read_resource(target, (file, line))
 
