@@ -703,6 +703,8 @@ def test_true_regexp_matching_as_nagios(tmp_path: Path) -> None:
     assert set(config.hostgroups["webs"].members) == {"web1", "web2", "xweb"}
     assert config.hostgroups["grp"].members == ("xweb",)
     assert config.servicegroups["sg"].members == ("web1", "Bracket", "web2", "Bracket")
+    # shinha reads them: not among the directives it says it ignores.
+    assert not [w for w in result.warnings if "regexp_matching" in w.message], result.warnings
 
 
 def test_regexp_matching_only_for_names_with_special_characters(tmp_path: Path) -> None:

@@ -41,8 +41,10 @@ class MainConfig(BaseModel):
         "c", description="State of a service whose plugin timed out (Nagios 4: c).")
     max_plugins_output_length: int = Field(8192, ge=64, description="Bytes of plugin output "
                                            "kept.")
-    allow_empty_hostgroup_assignment: bool = Field(False, description="A service on an empty "
-                                                   "hostgroup is a warning, not an error.")
+    allow_empty_hostgroup_assignment: bool = Field(False, description="Accepted for Nagios "
+                                                   "trees; changes nothing: a service on an "
+                                                   "empty hostgroup creates nothing, silently, "
+                                                   "as in Nagios 4.")
     use_timezone: str = Field("", description="Time zone of timeperiods; empty: the system's.")
     ca_cert: str = Field("", description="CA certificate daemons use to check each other's TLS "
                          "certificates (daemons with use_ssl 1).")
@@ -115,8 +117,7 @@ IGNORED_DIRECTIVES = frozenset({
     "enable_flap_detection", "low_service_flap_threshold", "high_service_flap_threshold",
     "low_host_flap_threshold", "high_host_flap_threshold", "date_format",
     "p1_file", "enable_embedded_perl", "use_embedded_perl_implicitly",
-    "illegal_object_name_chars", "illegal_macro_output_chars", "use_regexp_matching",
-    "use_true_regexp_matching", "admin_email", "admin_pager", "daemon_dumps_core",
+    "illegal_object_name_chars", "illegal_macro_output_chars", "admin_email", "admin_pager", "daemon_dumps_core",
     "use_large_installation_tweaks", "enable_environment_macros", "debug_level",
     "debug_verbosity", "debug_file", "max_debug_file_size", "check_for_updates",
     "bare_update_check", "query_socket", "check_workers", "host_down_disable_service_checks",
@@ -140,6 +141,11 @@ IGNORED_DIRECTIVES = frozenset({
 })
 
 
+#: Directives the object linker reads from the raw tree (shinha/config/names.py), not the
+#: main-file model: known, never warned about.
+LINKER_DIRECTIVES = frozenset({"use_regexp_matching", "use_true_regexp_matching"})
+
+
 def is_macro(key: str) -> bool:
     """Whether a directive's key is a `$NAME$` macro."""
     return len(key) > 2 and key[0] == "$" and key[-1] == "$"
@@ -155,7 +161,8 @@ def build_main(directives: list[Directive], diags: Diagnostics,
     where: dict[str, Directive] = {}
     ignored: dict[str, Directive] = {}
     for d in directives:
-        if d.key in INCLUDE_DIRECTIVES or d.key == DIALECT_DIRECTIVE:
+        if d.key in INCLUDE_DIRECTIVES or d.key in LINKER_DIRECTIVES \
+                or d.key == DIALECT_DIRECTIVE:
             continue
         if d.key in own:
             values[d.key] = d.value
