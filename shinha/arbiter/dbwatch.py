@@ -61,6 +61,8 @@ class DatabaseWatch:
         #: Epochs the data-servers hold (from their pings): a new leader starts above them.
         self.seen_epochs: dict[str, int] = {}
         self._said: set[str] = set()
+        #: Leading, and this stint's first round has begun: the primary may be published.
+        self._publishing = False
         #: Consecutive failed checks of each node, counted while leading or not: a new
         #: leader fails a lost primary over as soon as the previous leader would have.
         self.down_streak: dict[str, int] = {}
@@ -72,7 +74,9 @@ class DatabaseWatch:
     # --- what the arbiter publishes and shows -------------------------------------------------
 
     def topology(self) -> DatabaseTopology:
-        primary = self.primary.name if self.primary else ""
+        # Only what this stint as leader checked: a leader's first dispatch, sent before its
+        # first round, would otherwise carry the primary of an earlier stint (outdated).
+        primary = self.primary.name if self.primary and self._publishing else ""
         return DatabaseTopology(
             epoch=self.epoch, primary=primary,
             replicas=[n.name for n in self.nodes if n.name != primary
@@ -110,7 +114,7 @@ class DatabaseWatch:
             if now_leading and not was_leading:
                 self.primary = None  # a new stint: learn the primary from the nodes
                 self.failures = 0
-            was_leading = now_leading
+            was_leading = self._publishing = now_leading
             await self.check(acting=now_leading)
             next_at += interval
             delay = next_at - loop.time()

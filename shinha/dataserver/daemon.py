@@ -122,9 +122,9 @@ class DataserverDaemon(Daemon):
     async def apply_dispatch(self, dispatch: Dispatch) -> bool:
         changed = await super().apply_dispatch(dispatch)
         database = dispatch.topology.database
-        if database is not None and isinstance(self.store, MariadbStore):
-            primary = node_of(database.primary) if database.primary else None
-            changed = self.apply_database(primary, database.epoch) or changed
+        # No primary named: the arbiter has not checked the nodes yet (just took the lead).
+        if database is not None and database.primary and isinstance(self.store, MariadbStore):
+            changed = self.apply_database(node_of(database.primary), database.epoch) or changed
         return changed
 
     def database_epoch(self) -> int:
