@@ -109,3 +109,38 @@ class BenchMariaDB:
             except subprocess.TimeoutExpired:
                 self.proc.kill()
                 self.proc.wait()
+
+
+REPL_USER, REPL_PASSWORD = "repl", "shinha-bench-repl"
+
+
+def semi_sync_pair(primary: BenchMariaDB, replica: BenchMariaDB,
+                   timeout_ms: int = 10_000) -> None:
+    """Make `replica` a GTID replica of `primary` with semi-synchronous replication (the
+    AFTER_SYNC wait point, as `shinha db init` sets it): a commit returns once the replica
+    has it. Both fresh; the long timeout keeps the bench from falling back to asynchronous
+    (`semi_sync_counts` tells whether it did)."""
+    primary.sql(f"CREATE USER IF NOT EXISTS '{REPL_USER}'@'%' IDENTIFIED BY '{REPL_PASSWORD}'; "
+                f"GRANT REPLICATION SLAVE ON *.* TO '{REPL_USER}'@'%'; "
+                "SET GLOBAL rpl_semi_sync_master_wait_point = 'AFTER_SYNC'; "
+                f"SET GLOBAL rpl_semi_sync_master_timeout = {timeout_ms}; "
+                "SET GLOBAL rpl_semi_sync_master_enabled = 1; SET GLOBAL read_only = 0")
+    # Its own setup statements are the primary's too (IF NOT EXISTS): forget its binlog.
+    replica.sql("RESET MASTER; SET GLOBAL gtid_slave_pos = ''; "
+                "SET GLOBAL rpl_semi_sync_slave_enabled = 1; "
+                f"CHANGE MASTER TO MASTER_HOST = '{ADDRESS}', MASTER_PORT = {primary.port}, "
+                f"MASTER_USER = '{REPL_USER}', MASTER_PASSWORD = '{REPL_PASSWORD}', "
+                "MASTER_USE_GTID = slave_pos; START SLAVE")
+    deadline = time.monotonic() + 30
+    while primary.sql("SHOW GLOBAL STATUS LIKE 'Rpl_semi_sync_master_clients'")[0][1] != "1":
+        if time.monotonic() > deadline:
+            raise RuntimeError(f"{replica.node} did not connect as a semi-sync replica of "
+                               f"{primary.node}: {replica.sql('SHOW SLAVE STATUS')}")
+        time.sleep(0.1)
+
+
+def semi_sync_counts(primary: BenchMariaDB) -> dict[str, int]:
+    """Commits the replica acknowledged (yes_tx) and those that went without (no_tx)."""
+    rows = primary.sql("SHOW GLOBAL STATUS WHERE Variable_name IN "
+                       "('Rpl_semi_sync_master_yes_tx', 'Rpl_semi_sync_master_no_tx')")
+    return {name.removeprefix("Rpl_semi_sync_master_"): int(value) for name, value in rows}

@@ -9,7 +9,9 @@ which must stay small (SQLite runs on the store's own thread, MariaDB over async
 
 MariaDB runs on a throw-away `mariadbd` the bench starts itself (bench/_mariadb.py) with
 durable commits (innodb_flush_log_at_trx_commit=1, sync_binlog=1, binary log on), as a shinha
-node runs; `--backend both` (the default) measures both stores on the same batches.
+node runs; `--backend both` (the default) measures both stores on the same batches, `--backend
+all` also MariaDB with a semi-synchronous replica (a second throw-away `mariadbd`, AFTER_SYNC:
+each commit returns once the replica has it; the run is valid only if none fell back).
 
     python bench/store_ingest.py                          # 100,000 results, 10,000 services
     python bench/store_ingest.py --backend mariadb --results 20000 --states
@@ -145,13 +147,39 @@ def run_mariadb(directory: Path, batches: list[list[IngestBatch]]) -> tuple[dict
         server.stop()
 
 
+def run_mariadb_semi_sync(directory: Path,
+                          batches: list[list[IngestBatch]]) -> tuple[dict[str, Any], int]:
+    """MariaDB with a semi-synchronous replica: every commit waits for the replica."""
+    server = _mariadb.BenchMariaDB(directory / "semi-primary")
+    replica = _mariadb.BenchMariaDB(directory / "semi-replica", server_id=2)
+    try:
+        server.start()
+        replica.start()
+        _mariadb.semi_sync_pair(server, replica)
+        before = _mariadb.semi_sync_counts(server)
+        options = mariadb_options("bench", {"ha_hosts": server.node,
+                                            "database": _mariadb.DATABASE,
+                                            "dbuser": _mariadb.USER,
+                                            "dbpass": _mariadb.PASSWORD}, {})
+        run = run_on_uvloop(ingest_all(MariadbStore(options), batches))
+        after = _mariadb.semi_sync_counts(server)
+        run["semi_sync"] = {k: after[k] - before.get(k, 0) for k in after}
+        return run, server.size()
+    finally:
+        replica.stop()
+        server.stop()
+
+
 BACKENDS: dict[str, Callable[[Path, list[list[IngestBatch]]], tuple[dict[str, Any], int]]] = {
-    "sqlite": run_sqlite, "mariadb": run_mariadb}
+    "sqlite": run_sqlite, "mariadb": run_mariadb, "mariadb-semi-sync": run_mariadb_semi_sync}
 
 
 def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0] if __doc__ else None)
-    parser.add_argument("--backend", choices=("sqlite", "mariadb", "both"), default="both")
+    parser.add_argument("--backend", choices=("sqlite", "mariadb", "mariadb-semi-sync", "both",
+                                              "all"), default="both",
+                        help="both: sqlite and mariadb; all: and mariadb with a semi-sync "
+                        "replica")
     parser.add_argument("--results", type=int, default=100_000)
     parser.add_argument("--services", type=int, default=10_000)
     parser.add_argument("--batch", type=int, default=500)
@@ -177,6 +205,9 @@ def report(name: str, args: argparse.Namespace, run: dict[str, Any], size: int,
     stalls: list[float] = run["stalls"]
     valid = (counters["results"] == args.results and counters["duplicates"] == 0
              and counters["stored_new"] == expect_new)
+    if "semi_sync" in run:
+        # Every commit acknowledged by the replica: none fell back to asynchronous.
+        valid = valid and run["semi_sync"].get("no_tx") == 0 and run["semi_sync"]["yes_tx"] > 0
     rate = args.results / run["elapsed"]
     print(f"{name}: {args.results:,} results over {args.services:,} services in batches of "
           f"{args.batch}{' with states' if args.states else ''} from {args.streams} "
@@ -186,6 +217,9 @@ def report(name: str, args: argparse.Namespace, run: dict[str, Any], size: int,
           f"p99 {quantile(latencies, 0.99) * 1000:.1f} ms, max {max(latencies) * 1000:.1f} ms")
     print(f"{name}: stored_new {counters['stored_new']:,} (expected {expect_new:,}), "
           f"only_bumped {counters['only_bumped']:,}, database {size / 2**20:.1f} MiB")
+    if "semi_sync" in run:
+        print(f"{name}: commits the replica acknowledged: {run['semi_sync'].get('yes_tx')}, "
+              f"without it: {run['semi_sync'].get('no_tx')}")
     print(f"{name}: event loop held up: p99 {quantile(stalls, 0.99) * 1000:.1f} ms, "
           f"max {max(stalls) * 1000:.1f} ms over {len(stalls)} ticks")
     return {
@@ -199,13 +233,15 @@ def report(name: str, args: argparse.Namespace, run: dict[str, Any], size: int,
         "loop_stall_p99_ms": round(quantile(stalls, 0.99) * 1000, 2),
         "loop_stall_max_ms": round(max(stalls) * 1000, 2),
         "valid": valid,
+        **({"semi_sync": run["semi_sync"]} if "semi_sync" in run else {}),
     }
 
 
 def main(argv: Sequence[str] | None = None) -> int:
     args = parse_args(argv)
-    names = ["sqlite", "mariadb"] if args.backend == "both" else [args.backend]
-    if "mariadb" in names and not _mariadb.available():
+    names = {"both": ["sqlite", "mariadb"], "all": list(BACKENDS)}.get(args.backend,
+                                                                        [args.backend])
+    if any(n.startswith("mariadb") for n in names) and not _mariadb.available():
         print("mariadb-server is not installed (mariadbd, mariadb-install-db): install it, "
               "or run --backend sqlite", file=sys.stderr)
         return 2
