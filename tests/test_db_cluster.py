@@ -4,6 +4,7 @@ result a scheduler acknowledged is lost or stored twice."""
 
 from __future__ import annotations
 
+import json
 import signal
 import time
 import uuid
@@ -14,7 +15,16 @@ import pytest
 
 from tests import mariadb
 from tests.cluster import Cluster, wait_for
-from tests.dbcluster import count_results, database, db_cluster, db_init, fresh_nodes
+from tests.dbcluster import (
+    ADMIN_PASS,
+    DB_PASS,
+    REPL_PASS,
+    count_results,
+    database,
+    db_cluster,
+    db_init,
+    fresh_nodes,
+)
 from tests.ha import leaders
 
 DS = "dataserver-master"
@@ -71,5 +81,17 @@ def test_primary_killed_replica_promoted_nothing_lost(servers: list[mariadb.Mari
         wait_for(lambda: all(v == 1 for v in count_results(primary, ids).values()), 60,
                  "the old primary caught up")
         assert leaders(c) == ["arbiter-master"]
+        # The database passwords (resource.cfg) are nowhere an operator or a scraper looks.
+        seen = []
+        for name, daemon in c.daemons.items():
+            for path in ("/status", "/metrics", *(("/cluster",) if daemon.role == "arbiter"
+                                                  else ())):
+                status, body = c.request(name, "GET", path)
+                assert status == 200, (name, path, status)
+                seen.append(json.dumps(body) if not isinstance(body, str) else body)
+            seen.append(c.log(name))
+        text = "\n".join(seen)
+        for password in (DB_PASS, ADMIN_PASS, REPL_PASS):
+            assert password not in text
     finally:
         c.stop_all()
