@@ -14,6 +14,7 @@ from shinha.config import load_config
 from shinha.config.daemons import DaemonLink
 from shinha.config.loader import Config
 from shinha.daemon.base import state_root
+from shinha.spawn import python_command
 
 ROLE_ORDER = ("dataserver", "scheduler", "poller", "receiver", "arbiter")
 
@@ -59,8 +60,8 @@ def run(main_file: str, host: str | None, log_level: str) -> int:
         log_path = log_dir / f"{key}.log"
         with open(log_path, "ab") as log_file:
             children[key] = subprocess.Popen(
-                [sys.executable, "-m", "shinha", "daemon", d.role, d.name, "-c", main_file,
-                 "--log-level", log_level],
+                python_command("shinha", "daemon", d.role, d.name, "-c", main_file,
+                               "--log-level", log_level),
                 stdout=log_file, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
                 start_new_session=True)
         scheme = "https" if d.use_ssl else "http"

@@ -20,7 +20,6 @@ import os
 import signal
 import socket
 import subprocess
-import sys
 import time
 from dataclasses import dataclass
 from typing import cast
@@ -30,6 +29,7 @@ from pydantic import ValidationError
 from shinha.errors import DaemonError, ExecutorClosed
 from shinha.poller import workers as protocol
 from shinha.poller.plugin import UNKNOWN, make_result
+from shinha.spawn import python_command
 from shinha.wire import CheckJob, CheckResult
 
 log = logging.getLogger(__name__)
@@ -302,10 +302,12 @@ class Executor:
         """Start worker `index` (in the place of `replacing`) and wait until it is ready."""
         ours, theirs = socket.socketpair(socket.AF_UNIX, socket.SOCK_STREAM)
         try:
+            # No death signal needed: a worker ends when its socket closes, which the kernel
+            # does when this process dies, however it dies (see shinha.poller.workers).
             process = await asyncio.create_subprocess_exec(
-                sys.executable, "-m", "shinha.poller.workers", "--fd", str(theirs.fileno()),
-                "--per-worker", str(self.per_worker), "--max-output", str(self.max_output),
-                "--poller", self.poller,
+                *python_command("shinha.poller.workers", "--fd", str(theirs.fileno()),
+                                "--per-worker", str(self.per_worker),
+                                "--max-output", str(self.max_output), "--poller", self.poller),
                 stdin=subprocess.DEVNULL, pass_fds=(theirs.fileno(),),
                 # Its own session: a terminal's Ctrl-C is for the main process, which stops it.
                 start_new_session=True)
