@@ -60,7 +60,7 @@ def _run(args: argparse.Namespace) -> int:
 def _daemon(args: argparse.Namespace) -> int:
     from shinha.daemon.process import run_daemon
 
-    return run_daemon(args.config, args.role, args.name, args.log_level)
+    return run_daemon(args.config, args.role, args.name, args.log_level, args.parent_pid)
 
 
 def _ctl(args: argparse.Namespace) -> int:
@@ -187,6 +187,9 @@ def build_parser() -> argparse.ArgumentParser:
     daemon.add_argument("name")
     config_opt(daemon)
     daemon.add_argument("--log-level", default="INFO")
+    daemon.add_argument("--parent-pid", type=int, metavar="PID",
+                        help="stop (as on SIGTERM) when process PID ends, even killed; "
+                        "`shinha run` passes its own pid")
     daemon.set_defaults(func=_daemon)
 
     status = sub.add_parser("status", help="print the cluster view")

@@ -1,8 +1,9 @@
 """`shinha run`: start every daemon defined for this host, each its own process, and stop
-them all on Ctrl-C or SIGTERM."""
+them all on Ctrl-C or SIGTERM; should this process be killed, the kernel stops them."""
 
 from __future__ import annotations
 
+import os
 import signal
 import socket
 import subprocess
@@ -59,9 +60,11 @@ def run(main_file: str, host: str | None, log_level: str) -> int:
         key = f"{d.role}-{d.name}"
         log_path = log_dir / f"{key}.log"
         with open(log_path, "ab") as log_file:
+            # --parent-pid: each daemon gets SIGTERM from the kernel if this process dies,
+            # even by SIGKILL, instead of running on with no one to stop it.
             children[key] = subprocess.Popen(
                 python_command("shinha", "daemon", d.role, d.name, "-c", main_file,
-                               "--log-level", log_level),
+                               "--log-level", log_level, "--parent-pid", str(os.getpid())),
                 stdout=log_file, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
                 start_new_session=True)
         scheme = "https" if d.use_ssl else "http"

@@ -16,8 +16,9 @@ from shinha.config import load_config
 from shinha.config.loader import Config
 from shinha.daemon.base import Daemon, DaemonContext, state_root
 from shinha.db.options import mariadb_options
-from shinha.errors import ConfigError, ShinhaError
+from shinha.errors import ConfigError, DaemonError, ShinhaError
 from shinha.gctune import tune_gc
+from shinha.spawn import end_with_parent
 
 log = logging.getLogger("shinha")
 
@@ -42,9 +43,19 @@ def setup_logging(role: str, name: str, level: str) -> None:
         format=f"%(asctime)s %(levelname)s [{role} {name}] %(name)s: %(message)s")
 
 
-def run_daemon(main_file: str, role: str, name: str, log_level: str = "INFO") -> int:
-    """Run one daemon in this process; return the process exit code."""
+def run_daemon(main_file: str, role: str, name: str, log_level: str = "INFO",
+               parent_pid: int | None = None) -> int:
+    """Run one daemon in this process; return the process exit code.
+
+    With `parent_pid` (`shinha run`), the daemon gets SIGTERM when that process ends.
+    """
     setup_logging(role, name, log_level)
+    if parent_pid is not None:
+        try:
+            end_with_parent(parent_pid)
+        except DaemonError as exc:
+            log.error("%s %s not started: %s", role, name, exc)
+            return 1
     if role not in DAEMON_CLASSES:
         log.error("unknown role %r (one of %s)", role, ", ".join(DAEMON_CLASSES))
         return 2
