@@ -19,6 +19,11 @@ class DaemonError(ShinhaError):
     """A daemon cannot start or run (its state dir is taken, it is not defined, …)."""
 
 
+class LoopFailed(DaemonError):
+    """A background loop cannot go on: never retried (shinha.daemon.supervise); a critical
+    loop that raises it stops the daemon."""
+
+
 class StorageError(ShinhaError):
     """The data-server's database cannot be opened, read or written."""
 

@@ -68,6 +68,19 @@ class DaemonRef(Finite):
 
 # --- health and status -------------------------------------------------------------------
 
+#: ok; degraded while a critical loop is retrying; stopping once a stop has begun.
+Health = Literal["ok", "degraded", "stopping"]
+
+
+class LoopView(Finite):
+    """One supervised background loop of a daemon."""
+
+    name: str
+    critical: bool = Field(description="Whether the daemon stops when it fails for good.")
+    state: Literal["running", "retrying", "stopped"]
+    failures: Int64 = Field(0, description="Failures in a row (0 once it runs steadily).")
+    last_error: str = ""
+
 
 class PingReply(Wire):
     role: Role
@@ -87,6 +100,9 @@ class PingReply(Wire):
                           "epoch they write under (a new leading arbiter starts above it).")
     nonce: str = Field("", max_length=64, description="What an arbiter's next ping proves "
                        "the secret with (an HMAC of it).")
+    health: Health = "ok"
+    degraded: list[str] = Field(default_factory=list, description="The critical loops "
+                                "retrying now (health degraded).")
 
 
 class PeerView(Finite):
@@ -111,6 +127,8 @@ class StatusReply(Wire):
     epoch: Int64
     config_hash: str
     part_hash: str = ""
+    health: Health = "ok"
+    loops: list[LoopView] = Field(default_factory=list)
     peers: list[PeerView] = Field(default_factory=list)
     owns: dict[str, object] = Field(default_factory=dict)
 

@@ -126,14 +126,16 @@ class Cluster:
         path.chmod(0o755)
         return path
 
-    def start(self, name: str) -> subprocess.Popen[bytes]:
+    def start(self, name: str, env: dict[str, str] | None = None) -> subprocess.Popen[bytes]:
+        """Start a daemon (with `env` added to its environment) and wait until it listens."""
         d = self.daemons[name]
         log_path = self.root / f"{d.role}-{name}.log"
         with open(log_path, "ab") as log:
             proc = subprocess.Popen(
                 [sys.executable, "-m", "shinha", "daemon", d.role, name, "-c", str(self.main),
                  "--log-level", "DEBUG"], stdout=log, stderr=subprocess.STDOUT,
-                stdin=subprocess.DEVNULL, cwd=ROOT, env={**os.environ, "PYTHONPATH": str(ROOT)})
+                stdin=subprocess.DEVNULL, cwd=ROOT,
+                env={**os.environ, "PYTHONPATH": str(ROOT), **(env or {})})
         self.procs[name] = proc
         wait_for(lambda: self.ping(name) or proc.poll() is not None, 30, f"{name} to listen")
         if proc.poll() is not None:

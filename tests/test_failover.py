@@ -14,6 +14,7 @@ from pathlib import Path
 
 import pytest
 
+from shinha.daemon.supervise import FAULT_ENV
 from tests.cluster import Cluster, ha_cluster
 from tests.ha import (
     SATELLITES,
@@ -159,6 +160,39 @@ def test_killed_scheduler_is_replaced_by_the_spare_no_pending_ack_kept(ha: Clust
     row = ha.wait(lambda: (r := ha.service("dataserver-master", "h1", "FAIL")) and
                   r["last_check"] > before and r, 20, "checks back on the master scheduler")
     assert row["acknowledged"]
+
+
+def test_a_scheduler_whose_timetable_fails_for_good_exits_and_the_spare_takes_over(
+        ha: Cluster) -> None:
+    """A critical loop that keeps failing (a test fault): the scheduler says degraded while
+    it retries, then exits 1 with one line naming the loop and the error, and the spare
+    scheduler takes its part, as if it had been killed."""
+    ha.kill("scheduler-master", signal.SIGTERM)
+    proc = ha.start("scheduler-master", env={FAULT_ENV: "timetable:always"})
+
+    def degraded() -> bool:
+        reply = ping(ha, "scheduler-master")
+        return bool(reply and reply["health"] == "degraded"
+                    and reply["degraded"] == ["timetable"])
+
+    ha.wait(degraded, 10, "scheduler-master to say degraded")
+    ha.wait(lambda: proc.poll() is not None, 40, "scheduler-master to give up and exit")
+    failed = time.monotonic()
+    assert proc.returncode == 1
+    log = ha.log("scheduler-master")
+    assert log.count("loop timetable failed for good (6 failures in a row): InjectedFault: "
+                     "test fault injected") == 1, log[-3000:]
+    assert log.count("loop timetable failed:") == 1  # the retries in between: DEBUG only
+
+    def spare_owns() -> bool:
+        owns = ha.get("scheduler-spare", "/status")["owns"]
+        return bool(owns["part"] == "scheduler-master" and owns["states_loaded"])
+
+    ha.wait(spare_owns, 20, "the spare scheduler to own the part")
+    took = time.monotonic() - failed
+    assert took <= WINDOW + 2.0, f"spare scheduler took {took:.1f} s"
+    before = last_check(ha, "h1", "s0")
+    ha.wait(lambda: last_check(ha, "h1", "s0") > before, 20, "checks go on under the spare")
 
 
 def test_one_dropped_ping_changes_nothing(ha: Cluster) -> None:

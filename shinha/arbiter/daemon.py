@@ -13,6 +13,7 @@ another arbiter at a higher epoch within that window.
 from __future__ import annotations
 
 import asyncio
+import functools
 import logging
 from typing import TYPE_CHECKING, Any
 
@@ -146,14 +147,14 @@ class ArbiterDaemon(Daemon):
                            config_hash=self.config.config_hash)
         self._replan()
         self._start_watchers()
-        loop = self._spare_loop() if self.link.spare else self._master_loop()
-        self.tasks.spawn(loop, "leadership")
+        self.loops.start("leadership", self._spare_loop if self.link.spare else self._master_loop)
         if self.database is not None:
             from shinha.arbiter.dbwatch import DatabaseWatch  # asyncmy only when configured
 
             self.dbwatch = DatabaseWatch(self.name, self.database, self.state, self.clock,
                                          self._confirm_database_down, self._publish)
-            self.tasks.spawn(self.dbwatch.run(self.leading_now), "database-watch")
+            self.loops.start("database-watch", functools.partial(self.dbwatch.run,
+                                                                 self.leading_now))
 
     async def _publish(self) -> None:
         """The database watch changed what it publishes: tell every daemon."""
@@ -186,7 +187,8 @@ class ArbiterDaemon(Daemon):
     def _start_watchers(self) -> None:
         for task in self._watchers:
             task.cancel()
-        self._watchers = [self.tasks.spawn(self._watch(link), f"watch-{link.name}")
+        self._watchers = [self.loops.start(f"watch-{link.name}",
+                                           functools.partial(self._watch, link))
                           for link in self.links.values()]
 
     # --- leadership ---------------------------------------------------------------------------

@@ -93,7 +93,9 @@ def cluster_view(arbiter: ArbiterDaemon) -> ClusterView:
             attempts=link.attempts, last_contact=link.last_contact_wall,
             epoch=reply.epoch if reply else 0,
             config_hash=reply.config_hash if reply else "", holds=holds,
-            degraded=arbiter.assignment.degraded.get(name, ""),
+            degraded=arbiter.assignment.degraded.get(name, "") or (
+                f"loops retrying: {', '.join(reply.degraded)}"
+                if reply and link.alive and reply.health == "degraded" else ""),
             in_sync=reply is not None and link.alive and not arbiter.needs_dispatch(link),
             election=(f"master {reply.election_master or 'nobody'} (term "
                       f"{reply.election_term})" + (f", down: {', '.join(reply.election_down)}"

@@ -21,6 +21,7 @@ from shinha.config.loader import Config
 from shinha.daemon.metrics import Metrics
 from shinha.daemon.peers import PeerLink
 from shinha.daemon.state import StateDir
+from shinha.daemon.supervise import Fault, Supervisor
 from shinha.daemon.tasks import TaskRegistry
 from shinha.errors import DaemonError
 from shinha.http.auth import Nonces
@@ -39,6 +40,7 @@ from shinha.wire import (
     DispatchReply,
     Fence,
     FencedRefusal,
+    Health,
     PingReply,
     Role,
     StatusReply,
@@ -46,6 +48,9 @@ from shinha.wire import (
 )
 
 log = logging.getLogger(__name__)
+
+#: Exit code of a daemon whose critical loop failed for good (as of one that cannot start).
+EXIT_FAILED = 1
 
 
 @dataclass
@@ -56,6 +61,8 @@ class DaemonContext:
     link: DaemonLink
     state_root: Path
     clock: Clock = field(default_factory=SystemClock)
+    #: Tests only: a loop made to fail (shinha.daemon.supervise.Fault).
+    fault: Fault | None = None
 
 
 def daemon_ref(link: DaemonLink) -> DaemonRef:
@@ -95,6 +102,8 @@ class Daemon:
         self.secret = ctx.config.main.cluster_secret
         self.state = StateDir(ctx.state_root / f"{self.role}-{self.name}")
         self.tasks = TaskRegistry(self.name)
+        self.loops = Supervisor(f"{self.role} {self.name}", self.tasks, ctx.clock,
+                                self._loop_failed, fault=ctx.fault)
         self.metrics = Metrics()
         main = ctx.config.main
         self.client = PeerClient(self.secret, ca_cert=_abs(ctx.config, main.ca_cert),
@@ -108,6 +117,10 @@ class Daemon:
         self.leader = ""
         self.leader_contact: float | None = None
         self._runner: web.AppRunner | None = None
+        #: Set to stop the daemon (a signal, a critical loop failed for good); the process
+        #: entry waits on it, then calls stop() and exits with `exit_code`.
+        self.stop_requested = asyncio.Event()
+        self.exit_code = 0
         self.stopping = asyncio.Event()
         self.nonces = Nonces(ctx.clock)
 
@@ -157,6 +170,14 @@ class Daemon:
         self.add_routes(app)
         return app
 
+    def request_stop(self, exit_code: int = 0) -> None:
+        """Ask the process to stop the daemon (the first non-zero exit code wins)."""
+        self.exit_code = self.exit_code or exit_code
+        self.stop_requested.set()
+
+    def _loop_failed(self, loop: str, error: BaseException) -> None:
+        self.request_stop(EXIT_FAILED)
+
     async def stop(self, deadline: float = 10.0) -> None:
         """Stop in stages: the role drains, the loops are cancelled, the server closes."""
         self.stopping.set()
@@ -186,7 +207,7 @@ class Daemon:
         """Open what requests need (a database, worker processes) before serving."""
 
     async def on_start(self) -> None:
-        """Start the role's background loops (with self.tasks.spawn)."""
+        """Start the role's lifelong loops (self.loops.start, critical or not)."""
 
     async def on_stop(self) -> None:
         """Drain: flush what must not be lost."""
@@ -250,6 +271,7 @@ class Daemon:
         seen = (None if self.leader_contact is None
                 else round(self.clock.monotonic() - self.leader_contact, 3))
         election = self.election_state()
+        health, degraded = self.health()
         return json_response(PingReply(role=self.role, name=self.name, epoch=self.epoch,
                                        config_hash=fence.config_hash if fence else "",
                                        part_hash=self.part_hash,
@@ -259,7 +281,14 @@ class Daemon:
                                        election_term=election[1] if election else 0,
                                        election_down=election[2] if election else [],
                                        db_epoch=self.database_epoch(),
-                                       nonce=self.nonces.current()))
+                                       nonce=self.nonces.current(), health=health,
+                                       degraded=degraded))
+
+    def health(self) -> tuple[Health, list[str]]:
+        """stopping; degraded, with the critical loops retrying; or ok."""
+        if self.stopping.is_set():
+            return "stopping", []
+        return self.loops.health()
 
     def election_state(self) -> tuple[str, int, list[str]] | None:
         """(master, term, down) for roles that hold a master-token election."""
@@ -278,7 +307,8 @@ class Daemon:
                            pid=os.getpid(), started_at=self.started_at, active=self.active,
                            spare=self.link.spare, epoch=self.epoch,
                            config_hash=fence.config_hash if fence else "",
-                           part_hash=self.part_hash,
+                           part_hash=self.part_hash, health=self.health()[0],
+                           loops=self.loops.views(),
                            peers=[p.view() for p in self.peers()], owns=self.owns())
 
     async def _status(self, request: web.Request) -> web.Response:

@@ -1,11 +1,12 @@
 """The process entry of one daemon: load the configuration, run the daemon on uvloop until
-SIGTERM/SIGINT, reload on SIGHUP, stop in stages."""
+SIGTERM/SIGINT (or a critical loop that failed for good), reload on SIGHUP, stop in stages."""
 
 from __future__ import annotations
 
 import asyncio
 import importlib
 import logging
+import os
 import re
 import signal
 import sys
@@ -14,7 +15,8 @@ from typing import Any
 from shinha import redact
 from shinha.config import load_config
 from shinha.config.loader import Config
-from shinha.daemon.base import Daemon, DaemonContext, state_root
+from shinha.daemon.base import EXIT_FAILED, Daemon, DaemonContext, state_root
+from shinha.daemon.supervise import FAULT_ENV, Fault
 from shinha.db.options import mariadb_options
 from shinha.errors import ConfigError, DaemonError, ShinhaError
 from shinha.gctune import tune_gc
@@ -72,7 +74,17 @@ def run_daemon(main_file: str, role: str, name: str, log_level: str = "INFO",
         known = ", ".join(sorted(config.daemons.get(role, {}))) or "none"
         log.error("no %s named %r in %s (defined: %s)", role, name, main_file, known)
         return 2
-    ctx = DaemonContext(config=config, link=link, state_root=state_root(config))
+    fault: Fault | None = None
+    if os.environ.get(FAULT_ENV):
+        try:
+            fault = Fault.parse(os.environ[FAULT_ENV])
+        except ValueError as exc:
+            log.error("%s", exc)
+            return 2
+        log.warning("%s is set: loop %s is made to fail (%s); for tests only", FAULT_ENV,
+                    fault.loop, "not retryable" if fault.fatal else
+                    "every run" if not fault.times else f"its first {fault.times} runs")
+    ctx = DaemonContext(config=config, link=link, state_root=state_root(config), fault=fault)
     daemon = daemon_class(role)(ctx)
     tune_gc()
     import uvloop
@@ -84,17 +96,16 @@ def run_daemon(main_file: str, role: str, name: str, log_level: str = "INFO",
 async def _serve(daemon: Daemon) -> int:
     loop = asyncio.get_running_loop()
     loop.set_exception_handler(_loop_exception)
-    stop = asyncio.Event()
     reload = asyncio.Event()
     for sig in (signal.SIGTERM, signal.SIGINT):
-        loop.add_signal_handler(sig, stop.set)
+        loop.add_signal_handler(sig, daemon.request_stop)
     loop.add_signal_handler(signal.SIGHUP, reload.set)
     try:
         await daemon.start()
     except ShinhaError as exc:
         log.error("%s %s cannot start: %s", daemon.role, daemon.name, exc)
         await daemon.stop(deadline=2.0)
-        return 1
+        return EXIT_FAILED
 
     async def reloader() -> None:
         while True:
@@ -103,11 +114,11 @@ async def _serve(daemon: Daemon) -> int:
             await daemon.reload()
 
     reload_task = asyncio.create_task(reloader(), name="reloader")
-    await stop.wait()
+    await daemon.stop_requested.wait()
     reload_task.cancel()
     log.info("%s %s: stopping", daemon.role, daemon.name)
     await daemon.stop()
-    return 0
+    return daemon.exit_code
 
 
 def _secrets(config: Config) -> list[str]:

@@ -131,8 +131,10 @@ class DataserverDaemon(Daemon):
         return self.store.primary.epoch if isinstance(self.store, MariadbStore) else 0
 
     async def on_start(self) -> None:
-        self.tasks.spawn(self.election.run(), "election")
-        self.tasks.spawn(self._master_jobs(), "master-jobs")
+        self.loops.start("election", self.election.run)
+        # Not critical: a chore failing (a purge, on one bad row) must not take storage down
+        # on every data-server in turn as each becomes the master.
+        self.loops.start("master-jobs", self._master_jobs, critical=False)
 
     async def _master_jobs(self) -> None:
         """Jobs that must run once in the cluster: only on the master data-server."""

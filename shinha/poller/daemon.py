@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import functools
 import json
 import logging
 import os
@@ -110,8 +111,8 @@ class PollerDaemon(Daemon):
         return (down, []) if self.election.is_master() else ([], [])
 
     async def on_start(self) -> None:
-        self.tasks.spawn(self._return_loop(), "return")
-        self.tasks.spawn(self.election.run(), "election")
+        self.loops.start("return", self._return_loop)
+        self.loops.start("election", self.election.run)
 
     async def on_stop(self) -> None:
         for task in self.pull_loops.values():
@@ -146,7 +147,8 @@ class PollerDaemon(Daemon):
                 self.pull_loops.pop(name).cancel()
         for name, ref in wanted.items():
             if name not in self.pull_loops:
-                self.pull_loops[name] = self.tasks.spawn(self._pull_loop(ref), f"pull-{name}")
+                self.pull_loops[name] = self.loops.start(f"pull-{name}",
+                                                         functools.partial(self._pull_loop, ref))
         return changed
 
     # --- pulling and running ------------------------------------------------------------------

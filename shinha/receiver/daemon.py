@@ -51,7 +51,7 @@ class ReceiverDaemon(Daemon):
             log.info("receiver %s: %d queued items from before the restart", self.name, pending)
 
     async def on_start(self) -> None:
-        self.tasks.spawn(self._forward_loop(), "forward")
+        self.loops.start("forward", self._forward_loop)
 
     async def on_stop(self) -> None:
         try:

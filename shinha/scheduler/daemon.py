@@ -100,9 +100,9 @@ class SchedulerDaemon(Daemon):
         app.router.add_post("/inbox", self._inbox)
 
     async def on_start(self) -> None:
-        self.tasks.spawn(self._timetable_loop(), "timetable")
-        self.tasks.spawn(self._orphan_loop(), "orphans")
-        self.tasks.spawn(self._push_loop(), "push")
+        self.loops.start("timetable", self._timetable_loop)
+        self.loops.start("orphans", self._orphan_loop)
+        self.loops.start("push", self._push_loop)
 
     async def on_stop(self) -> None:
         # Flush what the data tier has not taken yet, within the stop deadline.
