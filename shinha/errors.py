@@ -89,6 +89,11 @@ class PeerRefused(PeerError):
         self.body = body
 
 
+class PeerStopping(PeerRefused):
+    """The peer is stopping (503 "stopping"): it took nothing; send it again later, or to
+    another daemon."""
+
+
 class StaleEpoch(PeerRefused):
     """The peer holds a higher epoch and refused our request (409)."""
 

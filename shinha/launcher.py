@@ -1,5 +1,7 @@
 """`shinha run`: start every daemon defined for this host, each its own process, and stop
-them all on Ctrl-C or SIGTERM; should this process be killed, the kernel stops them."""
+them all on Ctrl-C or SIGTERM: upstream first, so that each drains into daemons that still
+take its work; a second Ctrl-C or SIGTERM makes them all exit at once. Should this process be
+killed, the kernel stops them."""
 
 from __future__ import annotations
 
@@ -18,6 +20,11 @@ from shinha.daemon.base import state_root
 from shinha.spawn import python_command
 
 ROLE_ORDER = ("dataserver", "scheduler", "poller", "receiver", "arbiter")
+#: Stopped together, wave after wave: pollers and receivers hand their work to schedulers,
+#: schedulers to data-servers (the arbiter, first, re-dispatches nothing while they stop).
+STOP_WAVES = (("arbiter", "receiver", "poller"), ("scheduler",), ("dataserver",))
+#: Past its own shutdown_timeout, a daemon of a wave is killed after this many seconds.
+KILL_GRACE = 2.0
 
 
 def local_daemons(config: Config, host: str | None) -> tuple[str, list[DaemonLink]]:
@@ -48,11 +55,10 @@ def run(main_file: str, host: str | None, log_level: str) -> int:
     log_dir = state_root(config) / "log"
     log_dir.mkdir(parents=True, exist_ok=True)
     children: dict[str, subprocess.Popen[bytes]] = {}
-    stopping = False
+    signals = [0]
 
     def stop(signum: int, frame: object) -> None:
-        nonlocal stopping
-        stopping = True
+        signals[0] += 1
 
     signal.signal(signal.SIGINT, stop)
     signal.signal(signal.SIGTERM, stop)
@@ -77,8 +83,10 @@ def run(main_file: str, host: str | None, log_level: str) -> int:
               f"http://{where.address}:{where.listen_port}/cluster)", flush=True)
     print("Ctrl-C stops them all.", flush=True)
     reported: set[str] = set()
-    while not stopping:
-        time.sleep(0.5)
+    while not signals[0]:
+        # Short: a sleep interrupted by a signal resumes for what is left of it (PEP 475),
+        # and the stop begins only when it ends.
+        time.sleep(0.05)
         for key, child in children.items():
             code = child.poll()
             if code is not None and key not in reported:
@@ -87,22 +95,47 @@ def run(main_file: str, host: str | None, log_level: str) -> int:
                       file=sys.stderr, flush=True)
         if len(reported) == len(children):
             return 1
-    return _stop_all(children)
+    return _stop_all(children, float(config.main.shutdown_timeout), signals)
 
 
-def _stop_all(children: dict[str, subprocess.Popen[bytes]], deadline: float = 15.0) -> int:
-    for child in children.values():
-        if child.poll() is None:
+def _stop_all(children: dict[str, subprocess.Popen[bytes]], budget: float,
+              signals: list[int]) -> int:
+    """Stop the children wave by wave (STOP_WAVES), each child within `budget` (its
+    shutdown_timeout) plus KILL_GRACE; a second signal (signals[0] > 1) makes every child
+    left exit at once."""
+    began = time.monotonic()
+    asked: set[str] = set()
+    forced = False
+    for wave in STOP_WAVES:
+        members = {key: child for key, child in children.items()
+                   if key.split("-", 1)[0] in wave and child.poll() is None}
+        for key, child in members.items():
             child.send_signal(signal.SIGTERM)
-    end = time.monotonic() + deadline
-    for key, child in children.items():
-        try:
-            child.wait(timeout=max(0.1, end - time.monotonic()))
-        except subprocess.TimeoutExpired:
-            print(f"{key} did not stop in {deadline:.0f} s: killed", file=sys.stderr)
-            child.kill()
-            child.wait()
-    print("all daemons stopped", flush=True)
+            asked.add(key)
+        end = time.monotonic() + budget + KILL_GRACE
+        while any(child.poll() is None for child in members.values()):
+            if signals[0] > 1 and not forced:
+                forced = True
+                print("second signal: every daemon exits now", file=sys.stderr, flush=True)
+                members = {key: child for key, child in children.items()
+                           if child.poll() is None}
+                for key in members.keys() - asked:
+                    members[key].send_signal(signal.SIGTERM)  # its first: stop
+                if members.keys() - asked:
+                    time.sleep(0.1)  # two signals at once may arrive as one
+                for child in members.values():
+                    child.send_signal(signal.SIGTERM)  # its second: exit now
+                end = time.monotonic() + KILL_GRACE
+            if time.monotonic() > end:
+                for key, child in members.items():
+                    if child.poll() is None:
+                        print(f"{key} did not stop in time: killed", file=sys.stderr,
+                              flush=True)
+                        child.kill()
+                        child.wait()
+                break
+            time.sleep(0.02)
+    print(f"all daemons stopped in {time.monotonic() - began:.1f} s", flush=True)
     return 0
 
 

@@ -67,6 +67,12 @@ class MainConfig(BaseModel):
         "else. At the cap a new connection closes the oldest one that has not completed a "
         "request, else the one idle longest; it is refused only when every connection has a "
         "request in progress.")
+    shutdown_timeout: float = Field(
+        10.0, gt=0, le=300, description="Seconds a daemon has to stop on SIGTERM/SIGINT, every "
+        "stage included: it refuses new work at once (503, or a closed port), drains what is in "
+        "flight, cancels its loops and closes, each stage logged when late; a second signal "
+        "ends it at once. `shinha run` stops its daemons in three waves (arbiter, receivers "
+        "and pollers; schedulers; data-servers), each killed if still running 2 s after this.")
     passive_result_max_age: int = Field(
         7 * 86400, ge=60, description="Seconds: a passive result or external command timed "
         "further in the past is refused (400) at the receiver (an agent's buffer older than "

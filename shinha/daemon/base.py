@@ -8,6 +8,7 @@ import contextlib
 import hashlib
 import logging
 import os
+from collections.abc import Callable, Coroutine
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, ClassVar
@@ -28,7 +29,9 @@ from shinha.http.auth import Nonces
 from shinha.http.client import PeerClient
 from shinha.http.limits import ConnectionGuard, ConnectionLimits
 from shinha.http.server import (
+    Handler,
     check_secret,
+    error_response,
     json_response,
     make_app,
     read_model,
@@ -51,6 +54,11 @@ log = logging.getLogger(__name__)
 
 #: Exit code of a daemon whose critical loop failed for good (as of one that cannot start).
 EXIT_FAILED = 1
+#: Served while the daemon stops; every other request is refused (503) from then on.
+SERVED_WHILE_STOPPING = frozenset({"/status", "/metrics"})
+#: Of the stop budget, the share kept for cancelling and closing (the drain gets the rest),
+#: and at most this many seconds.
+CLOSE_SHARE, CLOSE_MOST = 0.25, 2.0
 
 
 @dataclass
@@ -117,11 +125,18 @@ class Daemon:
         self.leader = ""
         self.leader_contact: float | None = None
         self._runner: web.AppRunner | None = None
+        self._site: web.BaseSite | None = None
         #: Set to stop the daemon (a signal, a critical loop failed for good); the process
         #: entry waits on it, then calls stop() and exits with `exit_code`.
         self.stop_requested = asyncio.Event()
         self.exit_code = 0
+        #: Set when stop() begins: from then on requests are refused (503).
         self.stopping = asyncio.Event()
+        #: The stage stop() is in, and when (loop time) its whole budget ends.
+        self.stop_stage = ""
+        self._stop_end = 0.0
+        self._in_flight = 0
+        self._drained = asyncio.Event()
         self.nonces = Nonces(ctx.clock)
 
     # --- life cycle -----------------------------------------------------------------------
@@ -138,7 +153,9 @@ class Daemon:
         app = self.build_app()
         # Header, body and idle timeouts, a cap on connections, malformed HTTP logged briefly.
         guard = ConnectionGuard(ConnectionLimits.of(self.config.main), self.metrics)
-        self._runner = guard.runner(app)
+        # Requests still running when the server closes (the drain is over by then) get
+        # this long before aiohttp cancels them.
+        self._runner = guard.runner(app, shutdown_timeout=self._close_share() / 2)
         await self._runner.setup()
         ssl_ctx = None
         if self.link.use_ssl:
@@ -150,9 +167,11 @@ class Daemon:
                                          _abs(self.config, main.server_key))
         site = guard.site(self._runner, self.link.address, self.link.listen_port,
                           ssl_context=ssl_ctx)
+        self._site = site
         try:
             await site.start()
         except OSError as exc:
+            self._site = None
             raise DaemonError(f"cannot listen on {self.link.address}:{self.link.listen_port}: "
                               f"{exc.strerror}") from None
         await self.on_start()
@@ -163,6 +182,7 @@ class Daemon:
         """The daemon's HTTP application: the common endpoints and the role's (the route
         table the bad-input tests walk)."""
         app = make_app()
+        app.middlewares.insert(0, self._gate)
         app.router.add_get("/ping", self._ping)
         app.router.add_get("/status", self._status)
         app.router.add_get("/metrics", self._metrics)
@@ -178,21 +198,112 @@ class Daemon:
     def _loop_failed(self, loop: str, error: BaseException) -> None:
         self.request_stop(EXIT_FAILED)
 
-    async def stop(self, deadline: float = 10.0) -> None:
-        """Stop in stages: the role drains, the loops are cancelled, the server closes."""
+    def _close_share(self) -> float:
+        budget = float(self.config.main.shutdown_timeout)
+        return min(CLOSE_MOST, budget * CLOSE_SHARE)
+
+    @property
+    def requests_in_flight(self) -> int:
+        """Requests being served now (the drain waits for them)."""
+        return self._in_flight
+
+    def stop_time_left(self) -> float:
+        """Seconds left of the stop budget (while stopping)."""
+        return max(0.0, self._stop_end - asyncio.get_running_loop().time())
+
+    async def stop(self) -> None:
+        """Stop in named stages under one budget (the main file's shutdown_timeout): refuse
+        new work, drain what is in flight, cancel the loops and tasks, close."""
+        loop = asyncio.get_running_loop()
+        began = loop.time()
+        budget = float(self.config.main.shutdown_timeout)
+        self._stop_end = end = began + budget
+        close_share = self._close_share()
         self.stopping.set()
-        try:
-            await asyncio.wait_for(self.on_stop(), timeout=deadline)
-        except TimeoutError:
-            log.warning("%s %s: draining took longer than %.0f s", self.role, self.name,
-                        deadline)
-        await self.tasks.cancel_all(deadline=2.0)
-        if self._runner is not None:
-            await self._runner.cleanup()
-        await self.client.close()
-        await self.on_closed()
+        took: list[str] = []
+        # 1. Refuse: close the listener (new connections are refused); requests on open
+        #    connections get a 503 "stopping" from the gate.
+        await self._stage("refuse", self._refuse(), end - close_share, took, lambda: "")
+        # 2. Drain: the requests in flight get their answers; the role flushes what it holds
+        #    (its loops still run meanwhile: a scheduler's push loop makes results durable).
+        await self._stage("drain", self._drain(), end - close_share, took,
+                          self._drain_pending)
+        # 3. Cancel the loops and the tasks left.
+        await self._stage("cancel", self._cancel(), end - close_share / 2, took,
+                          self._tasks_pending)
+        # 4. Close: the HTTP server, the client, what the role holds (databases, workers).
+        await self._stage("close", self._close(), end, took, lambda: "")
         self.state.close()
-        log.info("%s %s stopped", self.role, self.name)
+        log.info("%s %s stopped in %.2f s (%s)", self.role, self.name, loop.time() - began,
+                 ", ".join(took))
+
+    async def _stage(self, name: str, work: Coroutine[Any, Any, None], until: float,
+                     took: list[str], pending: Callable[[], str]) -> None:
+        loop = asyncio.get_running_loop()
+        self.stop_stage = name
+        began = loop.time()
+        try:
+            async with asyncio.timeout_at(max(began, until)):
+                await work
+        except TimeoutError:
+            what = pending()
+            log.warning("%s %s: stop stage %s late: not done in %.1f s%s, going on", self.role,
+                        self.name, name, loop.time() - began, f" ({what})" if what else "")
+        except Exception:  # a stage that fails must not skip the next ones (logged)
+            log.exception("%s %s: stop stage %s failed, going on", self.role, self.name, name)
+        took.append(f"{name} {loop.time() - began:.2f} s")
+
+    async def _refuse(self) -> None:
+        if self._site is not None:
+            await self._site.stop()
+            self._site = None
+
+    async def _drain(self) -> None:
+        await asyncio.gather(self.on_stop(), self._requests_done())
+
+    async def _requests_done(self) -> None:
+        while self._in_flight:
+            self._drained.clear()
+            await self._drained.wait()
+
+    def _drain_pending(self) -> str:
+        what = [f"{self._in_flight} requests in flight"] if self._in_flight else []
+        return ", ".join([*what, *self.drain_pending()])
+
+    def _tasks_pending(self) -> str:
+        return ", ".join(self.tasks.names())
+
+    async def _cancel(self) -> None:
+        await self.tasks.cancel_all(deadline=None)
+
+    async def _close(self) -> None:
+        try:
+            if self._runner is not None:
+                await self._runner.cleanup()
+                self._runner = None
+            await self.client.close()
+        finally:
+            # Even when the server was slow to close: journals and databases are closed.
+            await self.on_closed()
+
+    @web.middleware
+    async def _gate(self, request: web.Request, handler: Handler) -> web.StreamResponse:
+        """Once the stop began, refuse new requests with a retryable 503; count the requests
+        in flight, which the drain waits for."""
+        if self.stopping.is_set() and request.path not in SERVED_WHILE_STOPPING:
+            response = error_response(503, "stopping", f"{self.role} {self.name} is stopping: "
+                                      "nothing of this request was taken; send it again "
+                                      f"shortly or to another {self.role}")
+            response.headers["Retry-After"] = "1"
+            response.force_close()
+            return response
+        self._in_flight += 1
+        try:
+            return await handler(request)
+        finally:
+            self._in_flight -= 1
+            if not self._in_flight:
+                self._drained.set()
 
     async def reload(self) -> None:
         """SIGHUP: nothing to re-read for most roles (the arbiter re-reads its tree)."""
@@ -210,10 +321,16 @@ class Daemon:
         """Start the role's lifelong loops (self.loops.start, critical or not)."""
 
     async def on_stop(self) -> None:
-        """Drain: flush what must not be lost."""
+        """Drain: flush what must not be lost (new requests are refused already; the stop
+        stage's deadline cancels this)."""
+
+    def drain_pending(self) -> list[str]:
+        """What the drain still waits for, for the line logged when it is late."""
+        return []
 
     async def on_closed(self) -> None:
-        """Release what outlives the server (databases)."""
+        """Release what outlives the server (databases, worker processes) within
+        stop_time_left()."""
 
     async def apply_dispatch(self, dispatch: Dispatch) -> bool:
         """Take a dispatch (fence already checked); return whether anything changed."""

@@ -1,5 +1,6 @@
 """The process entry of one daemon: load the configuration, run the daemon on uvloop until
-SIGTERM/SIGINT (or a critical loop that failed for good), reload on SIGHUP, stop in stages."""
+SIGTERM/SIGINT (or a critical loop that failed for good), reload on SIGHUP, stop in stages; a
+second SIGTERM/SIGINT ends the process at once."""
 
 from __future__ import annotations
 
@@ -97,14 +98,29 @@ async def _serve(daemon: Daemon) -> int:
     loop = asyncio.get_running_loop()
     loop.set_exception_handler(_loop_exception)
     reload = asyncio.Event()
+
+    def on_signal(signum: signal.Signals) -> None:
+        if not daemon.stop_requested.is_set():
+            log.info("%s %s: %s: stopping (within %.0f s; a second signal ends it at once)",
+                     daemon.role, daemon.name, signum.name,
+                     daemon.config.main.shutdown_timeout)
+            daemon.request_stop()
+            return
+        # The operator insists: what is not durable yet is lost as by a crash (kill -9), and
+        # a crash loses nothing acknowledged (journals, outboxes, idempotent ids).
+        log.warning("%s %s: second %s: exiting now, in stop stage %r", daemon.role,
+                    daemon.name, signum.name, daemon.stop_stage or "(not begun)")
+        logging.shutdown()
+        os._exit(EXIT_FAILED)
+
     for sig in (signal.SIGTERM, signal.SIGINT):
-        loop.add_signal_handler(sig, daemon.request_stop)
+        loop.add_signal_handler(sig, on_signal, sig)
     loop.add_signal_handler(signal.SIGHUP, reload.set)
     try:
         await daemon.start()
     except ShinhaError as exc:
         log.error("%s %s cannot start: %s", daemon.role, daemon.name, exc)
-        await daemon.stop(deadline=2.0)
+        await daemon.stop()
         return EXIT_FAILED
 
     async def reloader() -> None:
@@ -116,7 +132,6 @@ async def _serve(daemon: Daemon) -> int:
     reload_task = asyncio.create_task(reloader(), name="reloader")
     await daemon.stop_requested.wait()
     reload_task.cancel()
-    log.info("%s %s: stopping", daemon.role, daemon.name)
     await daemon.stop()
     return daemon.exit_code
 

@@ -34,16 +34,25 @@ class TaskRegistry:
     def __len__(self) -> int:
         return len(self._tasks)
 
-    async def cancel_all(self, deadline: float) -> list[str]:
-        """Cancel every task and wait up to `deadline` seconds; return the names still running."""
-        tasks = list(self._tasks)
-        for task in tasks:
-            task.cancel()
-        if not tasks:
-            return []
-        _, pending = await asyncio.wait(tasks, timeout=deadline)
-        names = sorted(t.get_name() for t in pending)
-        if names:
-            log.warning("%s: tasks still running after %.1f s: %s", self.owner, deadline,
-                        ", ".join(names))
-        return names
+    def names(self) -> list[str]:
+        """The names of the tasks running now."""
+        return sorted(t.get_name() for t in self._tasks)
+
+    async def cancel_all(self, deadline: float | None = None) -> list[str]:
+        """Cancel every task (and any it starts meanwhile) and wait for them, at most
+        `deadline` seconds (None: the caller's own deadline bounds the wait); return the
+        names still running."""
+        loop = asyncio.get_running_loop()
+        end = None if deadline is None else loop.time() + deadline
+        while self._tasks:
+            tasks = list(self._tasks)
+            for task in tasks:
+                task.cancel()
+            _, pending = await asyncio.wait(
+                tasks, timeout=None if end is None else max(0.0, end - loop.time()))
+            if pending:
+                names = sorted(t.get_name() for t in pending)
+                log.warning("%s: tasks still running after %.1f s: %s", self.owner,
+                            deadline or 0.0, ", ".join(names))
+                return names
+        return []

@@ -5,15 +5,29 @@ from __future__ import annotations
 import asyncio
 import random
 import ssl
+from collections.abc import Iterable
 from typing import TypeVar
 
 import aiohttp
 from pydantic import BaseModel, ValidationError
 
-from shinha.errors import PeerError, PeerRefused, PeerUnreachable, StaleEpoch
-from shinha.wire import DaemonRef, FencedRefusal
+from shinha.errors import PeerError, PeerRefused, PeerStopping, PeerUnreachable, StaleEpoch
+from shinha.wire import DaemonRef, ErrorBody, FencedRefusal
 
 M = TypeVar("M", bound=BaseModel)
+
+
+def peers_gone(errors: Iterable[PeerError]) -> bool:
+    """Whether every one of these failures says its peer is stopping or not listening: while
+    this daemon stops too, waiting for them is pointless (the work stays with its sender)."""
+    return all(isinstance(e, PeerStopping | PeerUnreachable) for e in errors)
+
+
+def _error_of(payload: bytes) -> str:
+    try:
+        return ErrorBody.model_validate_json(payload).error
+    except ValidationError:
+        return ""
 
 
 class PeerClient:
@@ -71,6 +85,8 @@ class PeerClient:
             except ValidationError:
                 raise PeerRefused(peer.name, status, text) from None
             raise StaleEpoch(peer.name, refusal.epoch, text)
+        if status == 503 and _error_of(payload) == "stopping":
+            raise PeerStopping(peer.name, status, text)
         if status >= 400:
             raise PeerRefused(peer.name, status, text)
         try:

@@ -242,9 +242,10 @@ class ConnectionGuard:
 
     # --- what the daemon calls --------------------------------------------------------------
 
-    def runner(self, app: web.Application) -> web.AppRunner:
+    def runner(self, app: web.Application, shutdown_timeout: float) -> web.AppRunner:
         """An AppRunner for `app` that reports each request to the guard (no access log, no
-        signal handling: the daemon owns both)."""
+        signal handling: the daemon owns both); at cleanup, requests still running get
+        `shutdown_timeout` seconds before they are cancelled."""
         @web.middleware
         async def track(request: web.Request, handler: Handler) -> web.StreamResponse:
             return await self._track(request, handler)
@@ -252,7 +253,7 @@ class ConnectionGuard:
         app.middlewares.insert(0, track)
         return web.AppRunner(app, access_log=None, handle_signals=False,
                              keepalive_timeout=self.limits.idle_timeout,
-                             logger=self.server_log)
+                             shutdown_timeout=shutdown_timeout, logger=self.server_log)
 
     def site(self, runner: web.AppRunner, host: str, port: int,
              ssl_context: SSLContext | None = None) -> GuardedSite:

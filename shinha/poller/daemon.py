@@ -19,6 +19,7 @@ from shinha.daemon.base import Daemon, DaemonContext
 from shinha.daemon.election import Election, election_peers
 from shinha.daemon.journal import Journal, RawJSON
 from shinha.errors import JournalError, PeerError
+from shinha.http.client import peers_gone
 from shinha.poller.executor import Executor
 from shinha.wire import (
     SCHEMA_VERSION,
@@ -65,6 +66,8 @@ class PollerDaemon(Daemon):
         self.unsent: dict[str, None] = {}
         self.sends: dict[str, set[asyncio.Task[bool]]] = {}
         self.return_failed = False
+        #: Why sends failed since the last round began (one error per failed request).
+        self.return_errors: list[PeerError] = []
         self.returned = asyncio.Event()
         self.capacity_freed = asyncio.Event()
         self.pull_loops: dict[str, asyncio.Task[None]] = {}
@@ -117,17 +120,32 @@ class PollerDaemon(Daemon):
     async def on_stop(self) -> None:
         for task in self.pull_loops.values():
             task.cancel()
-        # Give running checks' results a last chance to reach their scheduler.
-        for _ in range(10):
-            if not self.unacked:
-                break
-            await self._return_once()
-            if self.unacked:
-                await asyncio.sleep(0.2)
+        # Finished results get a last chance to reach their scheduler, until the stop stage's
+        # deadline; what is left stays in the journal and goes out at the next start. Checks
+        # still running are not waited for: their schedulers hand them out again.
+        delay = 0.05
+        while self.unacked:
+            before = len(self.unacked)
+            if not await self._return_once():
+                if self.return_errors and peers_gone(self.return_errors):
+                    log.info("poller %s: no scheduler takes results now (stopping or not "
+                             "listening): %d results kept in the journal", self.name,
+                             len(self.unacked))
+                    break
+                await asyncio.sleep(delay)
+                delay = min(delay * 2, 0.5)
+            elif len(self.unacked) == before:
+                break  # none of them has a scheduler to go to now
+
+    def drain_pending(self) -> list[str]:
+        return [f"{len(self.unacked)} results not yet acknowledged (kept in the journal)"] \
+            if self.unacked else []
 
     async def on_closed(self) -> None:
-        await self.executor.stop(deadline=5.0)
-        self.journal.close()
+        try:
+            await self.executor.stop(deadline=self.stop_time_left())
+        finally:
+            self.journal.close()
 
     def owns(self) -> dict[str, Any]:
         covering, _ = self.covering()
@@ -223,6 +241,7 @@ class PollerDaemon(Daemon):
             self.returned.clear()
             await self._sync_journal()
             self.return_failed = False
+            self.return_errors = []
             self._launch_returns()
             delay = min(max(delay * 2, 0.2), 2.0) if self.return_failed else 0.05
 
@@ -245,6 +264,7 @@ class PollerDaemon(Daemon):
         failed (the last round when the poller stops)."""
         await self._sync_journal()
         self.return_failed = False
+        self.return_errors = []
         self._launch_returns()
         pending = [t for sends in self.sends.values() for t in sends]
         if pending:
@@ -305,6 +325,7 @@ class PollerDaemon(Daemon):
             log.debug("poller %s: returning results to %s failed: %s", self.name,
                       scheduler.name, exc)
             self.return_failed = True
+            self.return_errors.append(exc)
             return False
         finally:
             self._unsend(results)

@@ -105,12 +105,32 @@ class SchedulerDaemon(Daemon):
         self.loops.start("push", self._push_loop)
 
     async def on_stop(self) -> None:
-        # Flush what the data tier has not taken yet, within the stop deadline.
-        for _ in range(20):
+        # Pollers waiting in a pull get their (empty) answer now: nothing more is handed out.
+        for event in self.ready_events.values():
+            event.set()
+        # Flush what the data tier has not taken yet (the push loop runs meanwhile too), also
+        # what requests in flight still bring, until the stop stage's deadline.
+        delay = 0.05
+        while len(self.outbox) or self.outbox.awaited() or self.requests_in_flight:
             if not len(self.outbox):
+                await asyncio.sleep(0.01)  # a push in flight, or a request, brings more
+                continue
+            if await self.outbox.push(self._dataservers(), self.link.timeout, self.epoch):
+                delay = 0.05
+                continue
+            if self.outbox.tier_gone():
+                # Every data-server stops too (or is gone): nothing to wait for. What is not
+                # stored was not acknowledged: its pollers and receivers send it again.
+                left = self.outbox.give_up()
+                log.info("scheduler %s: no data-server takes results now (stopping or not "
+                         "listening): %d results left with their senders", self.name, left)
                 return
-            if not await self.outbox.push(self._dataservers(), self.link.timeout, self.epoch):
-                await asyncio.sleep(0.2)
+            await asyncio.sleep(delay)
+            delay = min(delay * 2, RETRY_MAX)
+
+    def drain_pending(self) -> list[str]:
+        return [f"{len(self.outbox)} results not yet taken by the data tier"] \
+            if len(self.outbox) else []
 
     @property
     def part_hash(self) -> str:
@@ -406,6 +426,8 @@ class SchedulerDaemon(Daemon):
 
     def _take_jobs(self, pull: PullRequest) -> list[str]:
         """The JSON of the jobs this pull takes."""
+        if self.stopping.is_set():
+            return []  # a pull in flight when the stop began: nothing more is handed out
         # A spare poller also takes the checks of the dead pollers it stands in for.
         owners = [pull.poller, *(dead for dead, spare in self.topology.poller_standins.items()
                                  if spare == pull.poller)]
@@ -496,7 +518,7 @@ class SchedulerDaemon(Daemon):
                              retry=[r.result_id for r in results
                                     if not self.outbox.is_durable(r.result_id)])
         acked: list[str] = []
-        waiting: dict[str, asyncio.Future[None]] = {}
+        waiting: dict[str, asyncio.Future[bool]] = {}
         rerouted: dict[str, str] = {}
         for result in results:
             rid = result.result_id
@@ -524,10 +546,10 @@ class SchedulerDaemon(Daemon):
             await asyncio.wait(list(waiting.values()), timeout=DURABLE_WAIT)
         retry: list[str] = []
         for rid, future in waiting.items():
-            (acked if future.done() else retry).append(rid)
+            (acked if future.done() and future.result() else retry).append(rid)
         return ResultAck(acked=acked, retry=retry, rerouted=rerouted)
 
-    def _apply(self, item: CheckItem, result: CheckResult) -> asyncio.Future[None] | None:
+    def _apply(self, item: CheckItem, result: CheckResult) -> asyncio.Future[bool] | None:
         """Run the state machine on one result and queue it for the data tier."""
         now_mono, wall = self.clock.monotonic(), self.clock.time()
         if not result.passive and result.job_id:
@@ -588,7 +610,7 @@ class SchedulerDaemon(Daemon):
             if (r.host, r.service) not in self.items:
                 self._not_taken(r.result_id, r.host, r.service, not_mine, invalid)
         taken = list(ack.acked)
-        futures: dict[str, asyncio.Future[None]] = {}
+        futures: dict[str, asyncio.Future[bool]] = {}
         wall = self.clock.time()
         for cmd in inbox.commands:
             outcome = apply_command(cmd, self.items, wall)
@@ -605,7 +627,7 @@ class SchedulerDaemon(Daemon):
                 [i.state.row() for i in outcome.touched], outcome.events)
         if futures:
             await asyncio.wait(list(futures.values()), timeout=DURABLE_WAIT)
-        taken += [cid for cid, f in futures.items() if f.done()]
+        taken += [cid for cid, f in futures.items() if f.done() and f.result()]
         return json_response(InboxAck(taken=taken, not_mine=not_mine, invalid=invalid))
 
     def _not_taken(self, key: str, host: str, service: str, not_mine: list[str],
