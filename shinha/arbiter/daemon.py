@@ -332,7 +332,10 @@ class ArbiterDaemon(Daemon):
         self.lease_until = self.took_lead_at + self.window(self.name)
         log.warning("arbiter %s takes the lead at epoch %d: %s", self.name, self.epoch, why)
         self.metrics.inc("leadership_taken_total", help_text="Times this arbiter took the lead.")
-        await self._dispatch_round()
+        # Not awaited here: the leadership loop must go on heartbeating, and a scheduler
+        # taking a large part holds the dispatch for seconds (100,000 services: past the
+        # spare's window, which then took the lead too).
+        self.tasks.spawn(self._dispatch_round(), "dispatch-round")
 
     def _stand_down(self, why: str) -> None:
         if self.leading:
