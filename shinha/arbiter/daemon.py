@@ -40,6 +40,7 @@ from shinha.wire import (
     HeartbeatReply,
     PingReply,
 )
+from shinha.wirejson import json_bytes
 
 if TYPE_CHECKING:
     from shinha.arbiter.dbwatch import DatabaseWatch as DatabaseWatchT
@@ -460,8 +461,11 @@ class ArbiterDaemon(Daemon):
             return
         part = self.assignment.parts.get(link.name) if link.ref.role == "scheduler" else None
         dispatch = Dispatch(fence=self.fence, topology=self.assignment.topology, part=part)
+        # A large part is serialized in a worker thread, in slices: whole, on the loop, 100,000
+        # services held it for a second (shinha.wirejson).
+        body = dispatch if part is None else await asyncio.to_thread(json_bytes, dispatch)
         try:
-            reply = await self.client.call(link.ref, "POST", "/dispatch", dispatch,
+            reply = await self.client.call(link.ref, "POST", "/dispatch", body,
                                            DispatchReply,
                                            float(self.definition(link).data_timeout))
         except StaleEpoch as exc:

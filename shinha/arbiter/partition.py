@@ -20,6 +20,7 @@ from shinha.config.daemons import Poller, Scheduler
 from shinha.config.loader import Config
 from shinha.config.objects import Command, Host, Service
 from shinha.wire import CheckSettings, SchedulerPart
+from shinha.wirejson import json_slices
 
 
 def _unit(text: str) -> float:
@@ -111,7 +112,10 @@ def plan(config: Config, schedulers: Sequence[Scheduler], pollers: Sequence[Poll
                              timeperiods=sorted(config.timeperiods.values(),
                                                 key=lambda t: t.timeperiod_name),
                              resources=config.resources, settings=settings)
-        part.part_hash = hashlib.sha256(part.model_dump_json().encode()).hexdigest()[:16]
+        digest = hashlib.sha256()
+        for piece in json_slices(part):  # a reload cuts in a worker thread: see wirejson
+            digest.update(piece)
+        part.part_hash = digest.hexdigest()[:16]
         result.parts[s.name] = part
     result.unowned_checks = poller_choice.unowned
     return result
