@@ -21,13 +21,15 @@ from aiohttp import web
 
 from shinha.arbiter.assign import Assignment, assign
 from shinha.arbiter.dbapi import DatabaseApi
-from shinha.arbiter.partition import Plan, plan
+from shinha.arbiter.partition import Plan, cut
 from shinha.arbiter.view import ClusterView, cluster_view
-from shinha.config.daemons import Arbiter, DaemonLink, Poller, Scheduler
+from shinha.config.daemons import Arbiter, DaemonLink
+from shinha.config.loader import Config
+from shinha.config.staging import stage_off_loop
 from shinha.daemon.base import Daemon, DaemonContext, Fenced, daemon_ref, refusal
 from shinha.daemon.peers import PeerLink
 from shinha.db.options import Node, cluster_database
-from shinha.errors import PeerError, StaleEpoch
+from shinha.errors import ConfigError, PeerError, StaleEpoch
 from shinha.http.auth import ping_proof
 from shinha.http.server import check_secret, json_response, read_model
 from shinha.wire import (
@@ -146,7 +148,9 @@ class ArbiterDaemon(Daemon):
         self.highest_seen = self.epoch
         self.fence = Fence(epoch=self.epoch, arbiter=self.name,
                            config_hash=self.config.config_hash)
-        self._replan()
+        # Cut in a worker thread: on a large tree it takes seconds, and the server already
+        # answers (a spare's heartbeats, pings).
+        self._set_plan(await asyncio.to_thread(cut, self.config))
         self._start_watchers()
         self.loops.start("leadership", self._spare_loop if self.link.spare else self._master_loop)
         if self.database is not None:
@@ -346,14 +350,9 @@ class ArbiterDaemon(Daemon):
 
     # --- watching and dispatching -------------------------------------------------------------
 
-    def _replan(self) -> None:
-        """Cut the configuration among the non-spare schedulers (independent of who is
-        alive, so that a part keeps its identity when a spare takes it)."""
-        schedulers = [s for s in self.config.daemons.get("scheduler", {}).values()
-                      if isinstance(s, Scheduler) and not s.spare]
-        pollers = [p for p in self.config.daemons.get("poller", {}).values()
-                   if isinstance(p, Poller) and not p.spare]
-        self.plan = plan(self.config, schedulers, pollers)
+    def _set_plan(self, new: Plan) -> None:
+        """Take a cut of the configuration (see `cut`); log what it could not place."""
+        self.plan = new
         problems: list[str] = []
         if self.plan.unplaced_hosts:
             problems.append(f"{len(self.plan.unplaced_hosts)} hosts have no scheduler in "
@@ -491,22 +490,31 @@ class ArbiterDaemon(Daemon):
                  "" if reply.reconfigured else ", unchanged")
 
     async def reload(self) -> None:
-        """SIGHUP: re-read the tree; on errors keep running the old one and say why."""
-        from shinha.config import load_config
-
-        result = load_config(self.config.main_file)
-        if not result.ok or result.config is None:
-            for diag in result.errors[:20]:
+        """SIGHUP: read, validate and cut the tree in a worker thread while this arbiter goes
+        on heartbeating, then swap it in; on errors keep running the old one and say why."""
+        try:
+            staged = await stage_off_loop(self.config.main_file, cut, self.config.config_hash)
+        except ConfigError as exc:
+            for diag in exc.diagnostics[:20]:
                 log.error("reload: %s", diag)
             log.error("arbiter %s: reload refused, %d errors; still running config %s",
-                      self.name, len(result.errors), self.config.config_hash)
+                      self.name, len(exc.diagnostics), self.config.config_hash)
             return
-        if result.config.config_hash == self.config.config_hash:
+        if staged is None:
             log.info("arbiter %s: reload: configuration unchanged", self.name)
             return
+        # The old tree is freed in _swap, on the loop: 0.06 s for 100,000 services (their
+        # objects share most values); in a thread it would be one call holding the GIL too.
+        self._swap(staged.config, staged.prepared)
+        if self.leading:
+            await self._dispatch_round()
+
+    def _swap(self, config: Config, new_plan: Plan) -> None:
+        """Replace the configuration in one step (no await: nothing on the loop ever sees
+        half of it); the links, the plan, the assignment and the fence follow."""
         old = self.config.config_hash
         old_links = self.links
-        self.config = self.ctx.config = result.config
+        self.config = self.ctx.config = config
         self._build_links()
         for name, link in self.links.items():
             if name in old_links:
@@ -515,13 +523,12 @@ class ArbiterDaemon(Daemon):
                     prev.ever_seen
         log.info("arbiter %s: reloaded configuration %s -> %s", self.name, old,
                  self.config.config_hash)
-        self._replan()
+        self._set_plan(new_plan)
         self._start_watchers()
         if self.leading:
             self.fence = Fence(epoch=self.epoch, arbiter=self.name,
                                config_hash=self.config.config_hash)
             self._reassign()
-            await self._dispatch_round()
 
     # --- the cluster view ---------------------------------------------------------------------
 
@@ -530,3 +537,4 @@ class ArbiterDaemon(Daemon):
 
     async def _cluster(self, request: web.Request) -> web.Response:
         return json_response(self.cluster())
+

@@ -80,6 +80,16 @@ def host_realm(config: Config, host: Host) -> str:
     return config.default_realm
 
 
+def cut(config: Config) -> Plan:
+    """Cut `config` among its non-spare schedulers, each check to one of its non-spare pollers
+    (independent of who is alive, so that a part keeps its identity when a spare takes it)."""
+    schedulers = [s for s in config.daemons.get("scheduler", {}).values()
+                  if isinstance(s, Scheduler) and not s.spare]
+    pollers = [p for p in config.daemons.get("poller", {}).values()
+               if isinstance(p, Poller) and not p.spare]
+    return plan(config, schedulers, pollers)
+
+
 def plan(config: Config, schedulers: Sequence[Scheduler], pollers: Sequence[Poller]) -> Plan:
     """Cut `config` among `schedulers` (the non-spare ones), pollers chosen among `pollers`."""
     result = Plan()

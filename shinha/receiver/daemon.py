@@ -11,10 +11,10 @@ from typing import Any
 
 from aiohttp import web
 
-from shinha.config import load_config
+from shinha.config.staging import stage_off_loop
 from shinha.daemon.base import Daemon, DaemonContext
 from shinha.daemon.journal import Journal
-from shinha.errors import JournalError, RequestError
+from shinha.errors import ConfigError, JournalError, RequestError
 from shinha.http.server import MAX_CLIENT_BODY, check_secret, json_response, read_model
 from shinha.receiver.commands import parse_command
 from shinha.receiver.deadletter import DeadLetters
@@ -63,15 +63,19 @@ class ReceiverDaemon(Daemon):
         self.journal.close()
 
     async def reload(self) -> None:
-        """SIGHUP: re-read the tree for the hosts and services accepted at the door."""
-        result = load_config(self.config.main_file)
-        if not result.ok or result.config is None:
-            for diag in result.errors[:20]:
+        """SIGHUP: re-read the tree for the hosts and services accepted at the door (in a
+        worker thread: the door stays open meanwhile)."""
+        try:
+            staged = await stage_off_loop(self.config.main_file, Catalog)
+        except ConfigError as exc:
+            for diag in exc.diagnostics[:20]:
                 log.error("reload: %s", diag)
             log.error("receiver %s: reload refused, the configuration has errors; keeping "
                       "the previous one", self.name)
             return
-        self.catalog = Catalog(result.config)
+        if staged is None:
+            return
+        self.catalog = staged.prepared  # only the catalog is kept
         log.info("receiver %s: reloaded: %d hosts, %d services accepted", self.name,
                  len(self.catalog.hosts), len(self.catalog.services))
 
