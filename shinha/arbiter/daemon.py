@@ -23,6 +23,7 @@ from shinha.arbiter.assign import Assignment, assign
 from shinha.arbiter.dbapi import DatabaseApi
 from shinha.arbiter.partition import Plan, cut
 from shinha.arbiter.view import ClusterView, cluster_view
+from shinha.clock import Every
 from shinha.config.daemons import Arbiter, DaemonLink
 from shinha.config.loader import Config
 from shinha.config.staging import stage_off_loop
@@ -49,6 +50,8 @@ if TYPE_CHECKING:
 
 log = logging.getLogger(__name__)
 HEARTBEAT_INTERVAL = 1.0
+#: How often a spare looks at how long the master has been silent.
+SPARE_TICK = 0.25
 
 
 class ArbiterDaemon(Daemon):
@@ -201,7 +204,9 @@ class ArbiterDaemon(Daemon):
     async def _master_loop(self) -> None:
         spares = [link for link in self.arbiters.values() if link.ref.spare]
         window = self.window(self.name)
+        every = Every(self.clock, HEARTBEAT_INTERVAL, first=0.0)
         while True:
+            await every.tick()
             now = self.clock.monotonic()
             if self.leading and now > self.lease_until:
                 # This process was frozen (SIGSTOP, a stalled VM) past the window: a spare may
@@ -214,7 +219,6 @@ class ArbiterDaemon(Daemon):
                     await self._send_heartbeat(spare, self.epoch)
             else:
                 await self._try_to_lead(spares)
-            await asyncio.sleep(HEARTBEAT_INTERVAL)
 
     async def _try_to_lead(self, spares: list[PeerLink]) -> None:
         replies = await self._ping_all()  # learn the highest epoch around before claiming
@@ -277,8 +281,9 @@ class ArbiterDaemon(Daemon):
         master = self._master()
         window = self.window(master.name) if master else self.window(self.name)
         tick = self.clock.monotonic()
+        every = Every(self.clock, SPARE_TICK)
         while True:
-            await asyncio.sleep(0.25)
+            await every.tick()
             now = self.clock.monotonic()
             if now - tick > window:
                 # Frozen past the window: the master may be back. Give it a whole window to
@@ -384,7 +389,7 @@ class ArbiterDaemon(Daemon):
         """Ping one daemon every check_interval; dispatch to it when it needs it."""
         while True:
             # Until a daemon has answered once (it may still be starting), ask every second.
-            await asyncio.sleep(link.check_interval if link.ever_seen else 1.0)
+            await self.clock.sleep(link.check_interval if link.ever_seen else 1.0)
             was_alive = link.alive and link.ever_seen
             reply = await self._ping_peer(link)
             now_alive = link.alive and link.ever_seen

@@ -20,7 +20,7 @@ import asyncio
 import logging
 from collections.abc import Awaitable, Callable
 
-from shinha.clock import Clock
+from shinha.clock import Clock, Every
 from shinha.daemon.state import StateDir
 from shinha.db import admin
 from shinha.db.admin import Promotion
@@ -105,23 +105,16 @@ class DatabaseWatch:
 
     async def run(self, leading: Callable[[], bool]) -> None:
         """Check every node each ha_check_interval (drift-corrected), act while leading."""
-        loop = asyncio.get_running_loop()
-        interval = self.options.ha_check_interval
-        next_at = loop.time()
+        every = Every(self.clock, self.options.ha_check_interval, first=0.0)
         was_leading = False
         while True:
+            await every.tick()
             now_leading = leading()
             if now_leading and not was_leading:
                 self.primary = None  # a new stint: learn the primary from the nodes
                 self.failures = 0
             was_leading = self._publishing = now_leading
             await self.check(acting=now_leading)
-            next_at += interval
-            delay = next_at - loop.time()
-            if delay < 0:
-                next_at = loop.time()
-                delay = 0
-            await asyncio.sleep(delay)
 
     async def check(self, acting: bool) -> None:
         """One round: probe every node; when acting, keep a primary published."""

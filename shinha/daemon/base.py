@@ -114,7 +114,8 @@ class Daemon:
                                 self._loop_failed, fault=ctx.fault)
         self.metrics = Metrics()
         main = ctx.config.main
-        self.client = PeerClient(self.secret, ca_cert=_abs(ctx.config, main.ca_cert),
+        self.client = PeerClient(self.secret, clock=ctx.clock,
+                                 ca_cert=_abs(ctx.config, main.ca_cert),
                                  check_hostname=ctx.link.hard_ssl_name_check)
         self.epoch = 0
         self.fence: Fence | None = None

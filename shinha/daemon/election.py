@@ -16,7 +16,7 @@ import logging
 from aiohttp import web
 from pydantic import Field
 
-from shinha.clock import Clock
+from shinha.clock import Clock, Every
 from shinha.config.daemons import DaemonLink
 from shinha.daemon.base import daemon_ref
 from shinha.errors import PeerError
@@ -118,7 +118,9 @@ class Election:
         self.started = self.clock.monotonic()
         self.evaluate()
         next_beat = 0.0
+        every = Every(self.clock, self.threshold / 4, first=0.0)
         while True:
+            await every.tick()
             now = self.clock.monotonic()
             if now >= next_beat:
                 next_beat = now + self.threshold
@@ -127,7 +129,6 @@ class Election:
                 await asyncio.gather(*(self._send(peer, beat)
                                        for peer in self.peers.values()))
             self.evaluate()
-            await asyncio.sleep(self.threshold / 4)
 
     async def _send(self, peer: DaemonLink, beat: ElectionBeat) -> None:
         try:

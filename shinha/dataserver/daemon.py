@@ -4,7 +4,6 @@ states and events to it; the console and scripts query it (`/api/hosts`, `/api/s
 
 from __future__ import annotations
 
-import asyncio
 import logging
 from collections.abc import Awaitable
 from pathlib import Path
@@ -13,6 +12,7 @@ from typing import Any, TypeVar
 from aiohttp import web
 from pydantic import Field
 
+from shinha.clock import Every
 from shinha.config.objects import Module
 from shinha.daemon.base import Daemon, DaemonContext
 from shinha.daemon.election import Election, election_peers
@@ -138,8 +138,9 @@ class DataserverDaemon(Daemon):
 
     async def _master_jobs(self) -> None:
         """Jobs that must run once in the cluster: only on the master data-server."""
+        every = Every(self.clock, self.jobs_interval)
         while True:
-            await asyncio.sleep(self.jobs_interval)
+            await every.tick()
             if not self.election.is_master():
                 continue
             now = self.clock.time()

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import asyncio
 import random
 import ssl
 from collections.abc import AsyncIterator, Iterable
@@ -11,6 +10,7 @@ from typing import TypeVar
 import aiohttp
 from pydantic import BaseModel, ValidationError
 
+from shinha.clock import Clock, SystemClock
 from shinha.errors import PeerError, PeerRefused, PeerStopping, PeerUnreachable, StaleEpoch
 from shinha.wire import DaemonRef, ErrorBody, FencedRefusal
 
@@ -45,8 +45,10 @@ class PeerClient:
     """Calls other daemons; raises PeerUnreachable, PeerRefused or StaleEpoch, never returns
     an error value."""
 
-    def __init__(self, secret: str, ca_cert: str = "", check_hostname: bool = False) -> None:
+    def __init__(self, secret: str, ca_cert: str = "", check_hostname: bool = False,
+                 clock: Clock | None = None) -> None:
         self.secret = secret
+        self.clock: Clock = clock or SystemClock()
         self._session: aiohttp.ClientSession | None = None
         self._ssl: ssl.SSLContext | None = None
         if ca_cert:
@@ -124,5 +126,5 @@ class PeerClient:
                 if attempt == attempts:
                     raise
                 delay = base_delay * (2 ** (attempt - 1))
-                await asyncio.sleep(delay * (0.5 + random.random()))
+                await self.clock.sleep(delay * (0.5 + random.random()))
         raise AssertionError("unreachable")

@@ -58,7 +58,7 @@ class PollerDaemon(Daemon):
         workers = link.max_workers or link.min_workers or cpus
         self.executor = Executor(workers=workers, per_worker=link.processes_by_worker,
                                  max_output=ctx.config.main.max_plugins_output_length,
-                                 poller=link.name)
+                                 poller=link.name, clock=ctx.clock)
         #: Results not yet acknowledged, with the scheduler they go to.
         #: Each with its JSON (what the journal holds and the result batches are made of).
         self.unacked: dict[str, tuple[CheckResult, str, str]] = {}
@@ -132,7 +132,7 @@ class PollerDaemon(Daemon):
                              "listening): %d results kept in the journal", self.name,
                              len(self.unacked))
                     break
-                await asyncio.sleep(delay)
+                await self.clock.sleep(delay)
                 delay = min(delay * 2, 0.5)
             elif len(self.unacked) == before:
                 break  # none of them has a scheduler to go to now
@@ -195,7 +195,7 @@ class PollerDaemon(Daemon):
                     log.warning("poller %s: cannot pull from scheduler %s: %s", self.name,
                                 scheduler.name, exc)
                     self.unreachable.add(scheduler.name)
-                await asyncio.sleep(delay)
+                await self.clock.sleep(delay)
                 delay = min(delay * 2, 2.0)
                 continue
             if scheduler.name in self.unreachable:
@@ -207,7 +207,7 @@ class PollerDaemon(Daemon):
                 self.running += 1
                 self.tasks.spawn(self._run(job, scheduler.name), f"check-{job.job_id[:8]}")
             if reply.jobs and len(reply.jobs) < request.max_jobs // 2:
-                await asyncio.sleep(PULL_GATHER)
+                await self.clock.sleep(PULL_GATHER)
 
     async def _run(self, job: CheckJob, scheduler: str) -> None:
         try:

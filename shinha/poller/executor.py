@@ -26,6 +26,7 @@ from typing import cast
 
 from pydantic import ValidationError
 
+from shinha.clock import Clock, SystemClock
 from shinha.errors import DaemonError, ExecutorClosed
 from shinha.poller import workers as protocol
 from shinha.poller.plugin import UNKNOWN, make_result
@@ -148,7 +149,8 @@ class Executor:
     """Run check jobs in worker processes: plugins and native checks."""
 
     def __init__(self, workers: int, per_worker: int, max_output: int,
-                 native_per_worker: int = NATIVE_PER_WORKER, poller: str = "") -> None:
+                 native_per_worker: int = NATIVE_PER_WORKER, poller: str = "",
+                 clock: Clock | None = None) -> None:
         if workers < 1 or per_worker < 1 or max_output < 1 or native_per_worker < 1:
             raise ValueError("workers, per_worker, native_per_worker and max_output must be "
                              "at least 1")
@@ -157,6 +159,7 @@ class Executor:
         self.native_per_worker = native_per_worker
         self.max_output = max_output
         self.poller = poller
+        self.clock: Clock = clock or SystemClock()
         self._links: list[_WorkerLink] = []
         self._seq = itertools.count(1)
         #: Jobs waiting for a slot, plugins [False] and native checks [True].
@@ -372,7 +375,7 @@ class Executor:
         delay = 1.0 if time.monotonic() - dead.started_at < WORKER_MIN_LIFE else 0.0
         while not self._closing:
             if delay:
-                await asyncio.sleep(delay)
+                await self.clock.sleep(delay)
             try:
                 link = await self._start_worker(dead.index, replacing=dead)
             except DaemonError as exc:

@@ -141,9 +141,7 @@ class ReceiverDaemon(Daemon):
         while True:
             if not self.journal.items:
                 self.wakeup.clear()
-                try:
-                    await asyncio.wait_for(self.wakeup.wait(), timeout=1.0)
-                except TimeoutError:
+                if not await self.clock.wait(self.wakeup, 1.0):
                     continue
             progressed = await self.forwarder.round()
             self.metrics.set("queued", len(self.journal), help_text="Items queued for a "
@@ -155,4 +153,4 @@ class ReceiverDaemon(Daemon):
             except JournalError:
                 progressed = False  # logged once by the journal; its "done" lines are kept
             delay = 0.05 if progressed else min(max(delay * 2, 0.2), 2.0)
-            await asyncio.sleep(delay)
+            await self.clock.sleep(delay)

@@ -12,6 +12,7 @@ from typing import Any
 from aiohttp import web
 
 from shinha.arbiter.partition import rendezvous
+from shinha.clock import Every
 from shinha.config.timeperiod import Timeperiod
 from shinha.daemon.base import Daemon, DaemonContext
 from shinha.errors import PeerError
@@ -47,6 +48,8 @@ log = logging.getLogger(__name__)
 
 #: Seconds past its timeout before a handed-out check counts as orphaned and is re-queued.
 ORPHAN_GRACE = 5.0
+#: How often the checks handed out are looked over for ones past their deadline.
+ORPHAN_SWEEP = 1.0
 #: First checks: spread over at least this many seconds, at about this many per second.
 INITIAL_SPREAD_MIN = 5.0
 INITIAL_SPREAD_RATE = 200.0
@@ -113,7 +116,7 @@ class SchedulerDaemon(Daemon):
         delay = 0.05
         while len(self.outbox) or self.outbox.awaited() or self.requests_in_flight:
             if not len(self.outbox):
-                await asyncio.sleep(0.01)  # a push in flight, or a request, brings more
+                await self.clock.sleep(0.01)  # a push in flight, or a request, brings more
                 continue
             if await self.outbox.push(self._dataservers(), self.link.timeout, self.epoch):
                 delay = 0.05
@@ -125,7 +128,7 @@ class SchedulerDaemon(Daemon):
                 log.info("scheduler %s: no data-server takes results now (stopping or not "
                          "listening): %d results left with their senders", self.name, left)
                 return
-            await asyncio.sleep(delay)
+            await self.clock.sleep(delay)
             delay = min(delay * 2, RETRY_MAX)
 
     def drain_pending(self) -> list[str]:
@@ -250,7 +253,7 @@ class SchedulerDaemon(Daemon):
                     log.error("scheduler %s: could not load states from the data tier (%s); "
                               "starting PENDING", self.name, exc)
                     break
-                await asyncio.sleep(delay)
+                await self.clock.sleep(delay)
                 delay = min(delay * 2, 2.0)
                 continue
             for row in answer.states:
@@ -305,7 +308,6 @@ class SchedulerDaemon(Daemon):
     # --- the timetable ----------------------------------------------------------------------
 
     async def _timetable_loop(self) -> None:
-        loop = asyncio.get_running_loop()
         while True:
             now = self.clock.monotonic()
             for item in self.timetable.pop_due(now, self.items):
@@ -316,7 +318,7 @@ class SchedulerDaemon(Daemon):
             # something sooner (a wake-up per result was a tenth of the scheduler's CPU).
             self.wake_at = self.clock.monotonic() + timeout
             self.wakeup.clear()
-            timer = loop.call_later(timeout, self.wakeup.set)
+            timer = self.clock.call_at(self.wake_at, self.wakeup.set)
             try:
                 await self.wakeup.wait()
             finally:
@@ -367,8 +369,9 @@ class SchedulerDaemon(Daemon):
             self.wakeup.set()
 
     async def _orphan_loop(self) -> None:
+        every = Every(self.clock, ORPHAN_SWEEP)
         while True:
-            await asyncio.sleep(1.0)
+            await every.tick()
             now = self.clock.monotonic()
             orphans = [(job_id, item) for job_id, (item, deadline) in self.in_flight.items()
                        if deadline and deadline < now]
@@ -388,10 +391,9 @@ class SchedulerDaemon(Daemon):
     async def _push_loop(self) -> None:
         delay = 0.05
         while True:
-            with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(self.outbox.wakeup.wait(), timeout=1.0)
+            await self.clock.wait(self.outbox.wakeup, 1.0)
             self.outbox.wakeup.clear()
-            await asyncio.sleep(delay)  # let a batch gather
+            await self.clock.sleep(delay)  # let a batch gather
             ok = await self.outbox.push(self._dataservers(), self.link.data_timeout,
                                         self.epoch)
             # Refused: again soon, so that results flow within half a second of a new
