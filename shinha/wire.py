@@ -188,12 +188,21 @@ class Topology(Finite):
                                               "data-servers use one.")
 
 
+class ReceiverCatalog(Finite):
+    """What a receiver accepts at its door: every configured host and each host's services."""
+
+    catalog_hash: str = Field(max_length=64)
+    services: dict[str, list[str]] = Field(default_factory=dict, description="host -> the "
+                                           "services it has (none: the host alone)")
+
+
 class Dispatch(Wire):
     """What an arbiter sends a daemon: the fence, the topology, and for a scheduler its part."""
 
     fence: Fence
     topology: Topology
     part: SchedulerPart | None = None
+    catalog: ReceiverCatalog | None = Field(None, description="Receivers: what they accept.")
 
 
 class DispatchReply(Wire):

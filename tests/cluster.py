@@ -140,7 +140,15 @@ class Cluster:
         wait_for(lambda: self.ping(name) or proc.poll() is not None, 30, f"{name} to listen")
         if proc.poll() is not None:
             raise AssertionError(f"{name} exited with {proc.returncode}:\n{self.log(name)}")
+        if d.role == "receiver" and self.arbiter_running():
+            # A receiver takes nothing (503) until an arbiter dispatched what it accepts.
+            wait_for(lambda: self.get(name, "/ping").get("part_hash"), 30,
+                     f"{name} to get its catalog")
         return proc
+
+    def arbiter_running(self) -> bool:
+        return any(self.daemons[n].role == "arbiter" and p.poll() is None
+                   for n, p in self.procs.items())
 
     def start_all(self) -> None:
         order = ("dataserver", "scheduler", "poller", "receiver", "arbiter")

@@ -162,30 +162,25 @@ def test_poison_already_queued_is_moved_aside_and_blocks_nothing(cluster: Cluste
 
 
 def test_item_the_scheduler_refuses_is_dead_lettered_not_retried(cluster: Cluster) -> None:
-    """The receiver's tree has a service the scheduler's part lacks (it was reloaded alone):
-    the scheduler answers that it never takes it; the receiver moves it aside and goes on."""
-    objects = cluster.root / "objects.cfg"
-    original = objects.read_text()
-    try:
-        objects.write_text(original + "define service {\n  use passive\n  host_name web\n"
-                           "  service_description NEWER\n}\n")
-        before = cluster.get(RX, "/status")["owns"]["dead_letters"]
-        cluster.kill(RX, 1)  # SIGHUP: the receiver alone re-reads the tree
-        cluster.wait(lambda: "reloaded" in cluster.log(RX), 10, "receiver reloaded")
-        status, body = _send(cluster, [
-            {"host": "web", "service": "NEWER", "return_code": 0, "output": "drift"},
-            {"host": "web", "service": "PASSIVE", "return_code": 0, "output": "fine"}])
-        assert status == 202, body
-        ids = body["ids"]
-        cluster.wait(lambda: _stored(cluster, "web", ids[1]), 30, "the valid item stored")
-        cluster.wait(lambda: cluster.get(RX, "/status")["owns"]["dead_letters"] == before + 1,
-                     30, "the refused item dead-lettered")
-        assert _queued(cluster) == 0
-        dead = (cluster.root / "var" / f"receiver-{RX}" / "deadletter.jsonl").read_text()
-        assert ids[0] in dead and "not configured on host" in dead
-    finally:
-        objects.write_text(original)
-        cluster.kill(RX, 1)
+    """An item in the queue for a service the scheduler's part lacks (taken at the door with
+    the catalog of before a reload that removed it): the scheduler answers that it never takes
+    it; the receiver moves it aside and goes on with the rest."""
+    before = cluster.get(RX, "/status")["owns"]["dead_letters"]
+    cluster.kill(RX)
+    queue = cluster.root / "var" / f"receiver-{RX}" / "queue.jsonl"
+    gone, fine = uuid.uuid4().hex, uuid.uuid4().hex
+    with open(queue, "a") as fh:
+        for rid, service in ((gone, "REMOVED"), (fine, "PASSIVE")):
+            item = {"result": {"result_id": rid, "host": "web", "service": service,
+                               "return_code": 0, "output": "queued", "passive": True}}
+            fh.write(json.dumps({"put": rid, "item": item}) + "\n")
+    cluster.start(RX)
+    cluster.wait(lambda: _stored(cluster, "web", fine), 30, "the valid item stored")
+    cluster.wait(lambda: cluster.get(RX, "/status")["owns"]["dead_letters"] == before + 1,
+                 30, "the refused item dead-lettered")
+    assert _queued(cluster) == 0
+    dead = (cluster.root / "var" / f"receiver-{RX}" / "deadletter.jsonl").read_text()
+    assert gone in dead and "not configured on host" in dead
 
 
 def test_far_future_time_in_the_queue_does_not_pin_the_service(cluster: Cluster) -> None:

@@ -443,9 +443,12 @@ class ArbiterDaemon(Daemon):
         acked = self._acked_topology.get(link.name)
         expected = (acked[1] if acked and acked[0] == self.assignment.topology_hash
                     else self.assignment.topology_hash)
+        if link.ref.role == "receiver":
+            expected_part = self.plan.catalog.catalog_hash
         return (reply.epoch != self.epoch or reply.config_hash != self.config.config_hash
                 or reply.topology_hash != expected
-                or (link.ref.role == "scheduler" and reply.part_hash != expected_part))
+                or (link.ref.role in ("scheduler", "receiver")
+                    and reply.part_hash != expected_part))
 
     async def _dispatch_round(self) -> None:
         async with self._dispatching:
@@ -463,11 +466,15 @@ class ArbiterDaemon(Daemon):
     async def _send_dispatch(self, link: PeerLink) -> None:
         if not self.leading_now() or self.fence is None:
             return
-        part = self.assignment.parts.get(link.name) if link.ref.role == "scheduler" else None
-        dispatch = Dispatch(fence=self.fence, topology=self.assignment.topology, part=part)
+        role = link.ref.role
+        part = self.assignment.parts.get(link.name) if role == "scheduler" else None
+        catalog = self.plan.catalog if role == "receiver" else None
+        dispatch = Dispatch(fence=self.fence, topology=self.assignment.topology, part=part,
+                            catalog=catalog)
         # A large part is serialized in a worker thread, in slices: whole, on the loop, 100,000
         # services held it for a second (shinha.wirejson).
-        body = dispatch if part is None else await asyncio.to_thread(json_bytes, dispatch)
+        body = (dispatch if part is None and catalog is None
+                else await asyncio.to_thread(json_bytes, dispatch))
         try:
             reply = await self.client.call(link.ref, "POST", "/dispatch", body,
                                            DispatchReply,

@@ -19,7 +19,7 @@ from dataclasses import dataclass, field
 from shinha.config.daemons import Poller, Scheduler
 from shinha.config.loader import Config
 from shinha.config.objects import Command, Host, Service
-from shinha.wire import CheckSettings, SchedulerPart
+from shinha.wire import CheckSettings, ReceiverCatalog, SchedulerPart
 from shinha.wirejson import json_slices
 
 
@@ -68,6 +68,8 @@ class Plan:
     host_owner: dict[str, str] = field(default_factory=dict)
     unplaced_hosts: list[str] = field(default_factory=list)
     unowned_checks: list[tuple[str, str]] = field(default_factory=list)
+    #: What every receiver accepts: all the hosts and their services.
+    catalog: ReceiverCatalog = field(default_factory=lambda: ReceiverCatalog(catalog_hash=""))
 
 
 def host_realm(config: Config, host: Host) -> str:
@@ -128,7 +130,21 @@ def plan(config: Config, schedulers: Sequence[Scheduler], pollers: Sequence[Poll
         part.part_hash = digest.hexdigest()[:16]
         result.parts[s.name] = part
     result.unowned_checks = poller_choice.unowned
+    result.catalog = catalog(config)
     return result
+
+
+def catalog(config: Config) -> ReceiverCatalog:
+    """Every host and its services, hashed, for the receivers."""
+    services: dict[str, list[str]] = {name: [] for name in sorted(config.hosts)}
+    for host, service in sorted(config.services):
+        services.setdefault(host, []).append(service)
+    out = ReceiverCatalog(catalog_hash="", services=services)
+    digest = hashlib.sha256()
+    for piece in json_slices(out):
+        digest.update(piece)
+    out.catalog_hash = digest.hexdigest()[:16]
+    return out
 
 
 class _PollerChooser:

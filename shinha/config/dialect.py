@@ -135,6 +135,17 @@ def _directive_signal(directives: Iterable[Directive]) -> Dialect | None:
     return Dialect("shinken", f"directive {found.key} ({who})", found.file, found.line)
 
 
+def signalling(objects: list[RawObject]) -> list[RawObject]:
+    """The blocks among `objects` that `detect` could choose a dialect by (at most the first
+    of each kind): what a reader that drops blocks must keep for the choice to stay the same."""
+    found: list[RawObject] = []
+    for signal in (_type_signal, _property_signal):
+        dialect = signal(objects)
+        if dialect is not None:
+            found += [o for o in objects if o.file == dialect.file and o.line == dialect.line][:1]
+    return found
+
+
 def _type_signal(objects: list[RawObject]) -> Dialect | None:
     for obj in objects:
         if obj.type in ENGINE_TYPES:

@@ -21,7 +21,7 @@ from shinha.config.build import (
 from shinha.config.builtins import BUILTIN_COMMANDS, BUSINESS_RULE, check_rule
 from shinha.config.daemons import DAEMON_MODELS, DaemonLink, Poller, Scheduler
 from shinha.config.diagnostics import Diagnostic, Diagnostics
-from shinha.config.dialect import Dialect, detect
+from shinha.config.dialect import Dialect, detect, signalling
 from shinha.config.expand import (
     FILTERS,
     HostFacts,
@@ -52,7 +52,7 @@ from shinha.config.objects import (
     Service,
     Servicegroup,
 )
-from shinha.config.parser import RawObject, TreeReader, locate_in_block
+from shinha.config.parser import ParsedTree, RawObject, TreeReader, locate_in_block
 from shinha.config.references import check_loaded
 from shinha.config.timeperiod import Timeperiod
 from shinha.errors import ConfigError
@@ -170,6 +170,62 @@ def load_config(path: str | Path) -> LoadResult:
             gc.enable()
 
 
+#: What a satellite reads of a tree: the daemons, their realms and modules.
+CLUSTER_TYPES = frozenset({"realm", "module", *DAEMON_MODELS})
+
+
+def load_cluster(path: str | Path) -> LoadResult:
+    """Load what a satellite needs of the tree at `path`: the main file, the resources, the
+    realms, modules and daemons. The monitored objects (hosts, services, commands …) are
+    not built: a satellite gets them by dispatch. Problems outside that part are left to the
+    arbiter, which refuses such a tree; here they are at most warnings."""
+    main_path = Path(path)
+    diags = Diagnostics()
+    if not main_path.is_file():
+        diags.error(f"main configuration file not found: {main_path}")
+        return LoadResult(None, diags.items)
+    read = Diagnostics()
+    tree = TreeReader(read, sift=_sift_cluster).read_main(main_path)
+    dialect = detect(main_path, tree.directives, tree.objects, read)
+    diags.dialect = read.dialect = dialect.name
+    tree.objects = [o for o in tree.objects if o.type in CLUSTER_TYPES]
+    cluster_files = {o.file for o in tree.objects} | {str(main_path)}
+    for diag in read.items:
+        if diag.severity == "error" and diag.file not in cluster_files:
+            diags.warning(f"{diag.message} (left to the arbiter, which refuses this tree)",
+                          diag.file, diag.line)
+        else:
+            diags.items.append(diag)
+    config = _read(main_path, tree, diags, dialect)
+    by_type = split_by_type(tree.objects, diags)
+    adapt_alignak_modules(by_type.get("module", []), diags)
+    if dialect.lenient:
+        relax(by_type, dialect, diags)
+    _Assembler(config, by_type, diags, rules_for(config, tree.directives)).run_cluster()
+    config.config_hash = _hash_files(main_path, tree.files)
+    return LoadResult(config, diags.sorted())
+
+
+def _sift_cluster(objects: list[RawObject]) -> list[RawObject]:
+    """Keep a file's cluster blocks, and those the dialect could be told by (dropped after)."""
+    kept = [o for o in objects if o.type in CLUSTER_TYPES]
+    if len(kept) == len(objects):
+        return kept
+    signals = {id(o) for o in signalling([o for o in objects if o.type not in CLUSTER_TYPES])}
+    return [o for o in objects if o.type in CLUSTER_TYPES or id(o) in signals]
+
+
+def _read(main_path: Path, tree: ParsedTree, diags: Diagnostics, dialect: Dialect) -> Config:
+    """The main file's settings and the resources, in a Config with no object yet."""
+    main = build_main(tree.directives, diags, dialect, str(main_path))
+    if dialect.lenient:
+        # Shinken and Alignak read `$NAME$=value` in any file (resource.d/ through cfg_dir).
+        tree.resources.update({d.key[1:-1]: d.value for d in tree.directives
+                               if is_macro(d.key)})
+    return Config(main_file=str(main_path), main=main, files=tree.files,
+                  resources=tree.resources, dialect=dialect)
+
+
 def _load(main_path: Path) -> LoadResult:
     diags = Diagnostics()
     if not main_path.is_file():
@@ -178,19 +234,13 @@ def _load(main_path: Path) -> LoadResult:
     tree = TreeReader(diags).read_main(main_path)
     dialect = detect(main_path, tree.directives, tree.objects, diags)
     diags.dialect = dialect.name
-    main = build_main(tree.directives, diags, dialect, str(main_path))
-    if dialect.lenient:
-        # Shinken and Alignak read `$NAME$=value` in any file (resource.d/ through cfg_dir).
-        tree.resources.update({d.key[1:-1]: d.value for d in tree.directives
-                               if is_macro(d.key)})
+    config = _read(main_path, tree, diags, dialect)
     by_type = split_by_type(tree.objects, diags)
     adapt_alignak_modules(by_type.get("module", []), diags)
     if dialect.lenient:
         relax(by_type, dialect, diags)
     elif dialect.name == "nagios":
         strict.check_raw(by_type, diags)
-    config = Config(main_file=str(main_path), main=main, files=tree.files,
-                    resources=tree.resources, dialect=dialect)
     _Assembler(config, by_type, diags, rules_for(config, tree.directives)).run()
     if dialect.name == "nagios":
         strict.check_tree(config, diags)
@@ -278,6 +328,20 @@ class _Assembler:
         check_loaded(self.by_type, c, self.rules, d)
         self.references()
         self.daemon_checks()
+
+    def run_cluster(self) -> None:
+        """Only the daemons, their realms and modules (a satellite's load)."""
+        c = self.config
+        c.realms = self.simple("realm", Realm)
+        c.modules = self.simple("module", Module)
+        for role in DAEMON_MODELS:
+            c.daemons[role] = self.simple(role, DAEMON_MODELS[role])
+        self.realms()
+        for module in c.modules.values():
+            self.linker.check(module, "modules", module.modules, "module", c.modules)
+            if module.module_type == "mariadb":
+                self._check_mariadb(module)
+        self.daemon_checks(objects=False)
 
     def realms(self) -> None:
         c = self.config
@@ -434,7 +498,8 @@ class _Assembler:
                              realm_obj.source_file or c.main_file, realm_obj.source_line or None,
                              f"define a scheduler with 'realm {name}'")
 
-    def daemon_checks(self) -> None:
+    def daemon_checks(self, objects: bool = True) -> None:
+        """Check the daemons; with `objects`, also against the hosts and services."""
         c, d = self.config, self.diags
         listening: dict[tuple[str, int], DaemonLink] = {}
         for role, daemons in c.daemons.items():
@@ -446,16 +511,22 @@ class _Assembler:
                 if where in listening:
                     self.shared_address(daemon, listening[where])
                 listening[where] = daemon
-            if not daemons:
+            if not daemons and objects:
                 d.warning(f"no {role} is defined: the cluster cannot run without one",
                           c.main_file, None)
-        self.realms_without_scheduler()
+        if objects:
+            self.realms_without_scheduler()
         masters = [a for a in c.daemons.get("arbiter", {}).values() if not a.spare]
         if len(masters) > 1:
             d.error(f"{len(masters)} arbiters are not spares ("
                     + ", ".join(a.name for a in masters) + ")",
                     masters[1].source_file, masters[1].source_line,
                     "one arbiter is the master; set 'spare 1' on the other")
+        if objects:
+            self.untagged_checks()
+
+    def untagged_checks(self) -> None:
+        c, d = self.config, self.diags
         pollers = [p for p in c.daemons.get("poller", {}).values() if isinstance(p, Poller)]
         tags = {t for p in pollers for t in p.poller_tags}
         untagged: dict[str, Any] = {}

@@ -14,6 +14,7 @@ from __future__ import annotations
 import functools
 import os
 import re
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from sys import intern
@@ -150,8 +151,11 @@ def _decode(data: bytes) -> tuple[str, int | None]:
 class TreeReader:
     """Read a main file and everything it includes, in Nagios order."""
 
-    def __init__(self, diags: Diagnostics) -> None:
+    def __init__(self, diags: Diagnostics,
+                 sift: Callable[[list[RawObject]], list[RawObject]] | None = None) -> None:
         self.diags = diags
+        #: Given each file's blocks, returns those to keep (None: all are kept).
+        self.sift = sift
         self.tree = ParsedTree()
         self._seen: set[Path] = set()
         #: One string per distinct property value read (see _plain_blocks).
@@ -232,9 +236,12 @@ class TreeReader:
         if fast is None:
             fast = _fast_blocks(text, file)
         if fast is not None:
-            self.tree.objects.extend(fast)
+            self.tree.objects.extend(fast if self.sift is None else self.sift(fast))
             return
-        self._parse_lines(text, file)
+        start = len(self.tree.objects)
+        self._parse_lines(text, file)  # includes on the way are sifted already: no matter
+        if self.sift is not None:
+            self.tree.objects[start:] = self.sift(self.tree.objects[start:])
 
     def _parse_lines(self, text: str, file: str) -> None:
         diags = self.diags

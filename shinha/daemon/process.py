@@ -14,7 +14,7 @@ import sys
 from typing import Any
 
 from shinha import redact
-from shinha.config import load_config
+from shinha.config import load_cluster, load_config
 from shinha.config.loader import Config
 from shinha.daemon.base import EXIT_FAILED, Daemon, DaemonContext, state_root
 from shinha.daemon.supervise import FAULT_ENV, Fault
@@ -62,12 +62,21 @@ def run_daemon(main_file: str, role: str, name: str, log_level: str = "INFO",
     if role not in DAEMON_CLASSES:
         log.error("unknown role %r (one of %s)", role, ", ".join(DAEMON_CLASSES))
         return 2
-    result = load_config(main_file)
+    # Only an arbiter reads the monitored objects; a satellite reads who is who (the daemons,
+    # realms and modules) and gets its work by dispatch: it starts, and goes on running what
+    # it holds, while the rest of the tree has errors the arbiter refuses.
+    result = load_config(main_file) if role == "arbiter" else load_cluster(main_file)
     if not result.ok or result.config is None:
         for diag in result.errors:
             log.error("%s", diag)
         log.error("the configuration has errors: %s %s not started", role, name)
         return 2
+    if role != "arbiter" and result.warnings:
+        left = [d for d in result.warnings if "left to the arbiter" in d.message]
+        if left:
+            log.warning("%s %s: %d problems outside the daemons' part of the tree (the "
+                        "arbiter refuses it until they are fixed), first: %s", role, name,
+                        len(left), left[0])
     config = result.config
     redact.install(_secrets(config))
     link = config.daemons.get(role, {}).get(name)

@@ -11,16 +11,15 @@ from typing import Any
 
 from aiohttp import web
 
-from shinha.config.staging import stage_off_loop
 from shinha.daemon.base import Daemon, DaemonContext
 from shinha.daemon.journal import Journal
-from shinha.errors import ConfigError, JournalError, RequestError
+from shinha.errors import JournalError, RequestError
 from shinha.http.server import MAX_CLIENT_BODY, check_secret, json_response, read_model
 from shinha.receiver.commands import parse_command
 from shinha.receiver.deadletter import DeadLetters
 from shinha.receiver.forward import Forwarder
 from shinha.receiver.intake import Catalog
-from shinha.wire import Accepted, CheckResult, CommandLines, PassiveBatch
+from shinha.wire import Accepted, CheckResult, CommandLines, Dispatch, PassiveBatch
 
 log = logging.getLogger(__name__)
 
@@ -34,7 +33,8 @@ class ReceiverDaemon(Daemon):
         super().__init__(ctx)
         self.journal = Journal(self.state.path / "queue.jsonl")
         self.dead = DeadLetters(self.state.path / "deadletter.jsonl", self.name)
-        self.catalog = Catalog(ctx.config)
+        #: What this receiver accepts: none until an arbiter dispatches it.
+        self.catalog: Catalog | None = None
         self.wakeup = asyncio.Event()
         self.forwarder = Forwarder(self.name, self.journal, self.dead, self.client, self.clock,
                                    self.metrics, float(self.link.data_timeout),
@@ -62,22 +62,28 @@ class ReceiverDaemon(Daemon):
     async def on_closed(self) -> None:
         self.journal.close()
 
-    async def reload(self) -> None:
-        """SIGHUP: re-read the tree for the hosts and services accepted at the door (in a
-        worker thread: the door stays open meanwhile)."""
-        try:
-            staged = await stage_off_loop(self.config.main_file, Catalog)
-        except ConfigError as exc:
-            for diag in exc.diagnostics[:20]:
-                log.error("reload: %s", diag)
-            log.error("receiver %s: reload refused, the configuration has errors; keeping "
-                      "the previous one", self.name)
-            return
-        if staged is None:
-            return
-        self.catalog = staged.prepared  # only the catalog is kept
-        log.info("receiver %s: reloaded: %d hosts, %d services accepted", self.name,
-                 len(self.catalog.hosts), len(self.catalog.services))
+    @property
+    def part_hash(self) -> str:
+        return self.catalog.catalog_hash if self.catalog else ""
+
+    async def apply_dispatch(self, dispatch: Dispatch) -> bool:
+        changed = await super().apply_dispatch(dispatch)
+        new = dispatch.catalog
+        if new is not None and new.catalog_hash != self.part_hash:
+            self.catalog = Catalog(self.config.main, new)
+            log.info("receiver %s: catalog from arbiter %s: %d hosts, %d services accepted",
+                     self.name, dispatch.fence.arbiter, len(self.catalog.hosts),
+                     len(self.catalog.services))
+            changed = True
+        return changed
+
+    def door(self) -> Catalog:
+        """What the door checks against; 503 (retryable, nothing taken) before a dispatch."""
+        if self.catalog is None:
+            raise RequestError(503, "not_ready", "this receiver has not received its "
+                               "configuration from an arbiter yet: nothing was taken; send "
+                               "it again shortly, or to another receiver")
+        return self.catalog
 
     def owns(self) -> dict[str, Any]:
         return {"queued": len(self.journal), "dead_letters": self.dead.count,
@@ -95,7 +101,8 @@ class ReceiverDaemon(Daemon):
         batch = await read_model(request, PassiveBatch, MAX_CLIENT_BODY)
         now = self.clock.time()
         # All or nothing: every item is checked before any is queued.
-        results = [self.catalog.passive(passive, f"results.{i}", now)
+        door = self.door()
+        results = [door.passive(passive, f"results.{i}", now)
                    for i, passive in enumerate(batch.results)]
         for result in results:
             self.journal.put(result.result_id, {"result": result.model_dump(mode="json")})
@@ -105,10 +112,11 @@ class ReceiverDaemon(Daemon):
         check_secret(request, self.secret)
         batch = await read_model(request, CommandLines, MAX_CLIENT_BODY)
         now = self.clock.time()
-        parsed = [parse_command(line, f"commands.{i}", now, self.catalog.max_output)
+        door = self.door()
+        parsed = [parse_command(line, f"commands.{i}", now, door.max_output)
                   for i, line in enumerate(batch.commands)]  # all or nothing: 400 on any
         for i, item in enumerate(parsed):
-            self.catalog.command(item, f"commands.{i}", now)
+            door.command(item, f"commands.{i}", now)
         ids: list[str] = []
         for item in parsed:
             if isinstance(item, CheckResult):

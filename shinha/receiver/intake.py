@@ -7,10 +7,10 @@ from __future__ import annotations
 import uuid
 from dataclasses import dataclass
 
-from shinha.config.loader import Config
+from shinha.config.mainfile import MainConfig
 from shinha.errors import RequestError
 from shinha.poller.perfdata import parse_output
-from shinha.wire import CheckResult, ExternalCommand, PassiveResult
+from shinha.wire import CheckResult, ExternalCommand, PassiveResult, ReceiverCatalog
 
 
 @dataclass(frozen=True)
@@ -32,14 +32,16 @@ class Window:
 
 
 class Catalog:
-    """The hosts and services of the configuration this receiver loaded."""
+    """The hosts and services an arbiter dispatched, and the limits of the main file."""
 
-    def __init__(self, config: Config) -> None:
-        self.hosts = frozenset(config.hosts)
-        self.services = frozenset(config.services)
-        self.max_output = config.main.max_plugins_output_length
-        self.window = Window(float(config.main.passive_result_max_age),
-                             float(config.main.passive_result_max_future))
+    def __init__(self, main: MainConfig, catalog: ReceiverCatalog) -> None:
+        self.catalog_hash = catalog.catalog_hash
+        self.hosts = frozenset(catalog.services)
+        self.services = frozenset((host, service) for host, names in catalog.services.items()
+                                  for service in names)
+        self.max_output = main.max_plugins_output_length
+        self.window = Window(float(main.passive_result_max_age),
+                             float(main.passive_result_max_future))
 
     def check_target(self, host: str, service: str, field: str) -> None:
         """Refuse a host, or a service of a host, that the configuration does not have."""

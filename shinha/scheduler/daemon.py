@@ -635,12 +635,11 @@ class SchedulerDaemon(Daemon):
     def _not_taken(self, key: str, host: str, service: str, not_mine: list[str],
                    invalid: dict[str, str]) -> None:
         """Sort an item this scheduler did not take: another scheduler's (the receiver's
-        topology is older than ours), or one nobody will ever take."""
+        topology differs from ours: it routes the item again, or holds it while its host has
+        no scheduler), or one nobody will ever take (a service its host does not have)."""
         if (host, "") in self.items:
             invalid[key] = (f"service {service!r} is not configured on host {host!r}"
                             if service else f"host {host!r} takes no such command")
-        elif host not in self.config.hosts and host not in self.topology.host_owner:
-            invalid[key] = f"host {host!r} is not in the configuration"
         else:
             not_mine.append(key)
 
