@@ -146,6 +146,20 @@ class Cluster:
                      f"{name} to get its catalog")
         return proc
 
+    def dispatch_catalog(self, name: str) -> None:
+        """Send receiver `name` what an arbiter would (the catalog of this tree's hosts and
+        services), for tests that run a receiver with no arbiter."""
+        from shinha.arbiter.partition import catalog
+        from shinha.config import load_config
+        from shinha.wire import Dispatch, Fence, Topology
+
+        config = load_config(self.main).raise_for_errors()
+        dispatch = Dispatch(fence=Fence(epoch=1, arbiter="test", config_hash=config.config_hash),
+                            topology=Topology(), catalog=catalog(config))
+        status, body = self.request(name, "POST", "/dispatch",
+                                    raw=dispatch.model_dump_json().encode())
+        assert status == 200 and body["accepted"], (status, body)
+
     def arbiter_running(self) -> bool:
         return any(self.daemons[n].role == "arbiter" and p.poll() is None
                    for n, p in self.procs.items())

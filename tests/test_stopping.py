@@ -213,6 +213,7 @@ def test_a_receiver_answers_the_request_in_flight_and_refuses_the_next(tmp_path:
     budget = 5.0
     c = receiver_cluster(tmp_path / "c", budget)
     proc = c.start("receiver-1")
+    c.dispatch_catalog("receiver-1")
     try:
         idle = keep_alive(c)
         body = passive("passive-in-flight-1")
@@ -247,6 +248,7 @@ def test_a_late_drain_is_logged_and_the_stop_keeps_its_budget(tmp_path: Path) ->
     budget = 2.0
     c = receiver_cluster(tmp_path / "c", budget)
     proc = c.start("receiver-1")
+    c.dispatch_catalog("receiver-1")
     try:
         stalled = started_request(c, passive("passive-stalled-1"), 10)  # never finished
         signalled = time.monotonic()
@@ -266,6 +268,7 @@ def test_a_late_drain_is_logged_and_the_stop_keeps_its_budget(tmp_path: Path) ->
 def test_a_second_signal_ends_the_process_at_once(tmp_path: Path) -> None:
     c = receiver_cluster(tmp_path / "c", 60.0)
     proc = c.start("receiver-1")
+    c.dispatch_catalog("receiver-1")
     try:
         stalled = started_request(c, passive("passive-stalled-2"), 10)
         proc.send_signal(signal.SIGTERM)
