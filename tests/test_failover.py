@@ -108,12 +108,14 @@ def test_spare_started_alone_leads_after_the_window(tmp_path: Path) -> None:
     c = ha_cluster(tmp_path / "alone")
     for name in SATELLITES:
         c.start(name)
-    started = time.monotonic()
     c.start("arbiter-spare")
+    # From when it answers (its window starts as it listens): a start slowed by a loaded
+    # machine (imports, 2 s or more under load) is not part of the window.
+    started = time.monotonic()
     try:
         c.wait(lambda: leaders(c) == ["arbiter-spare"], 20, "the lone spare to lead")
         took = time.monotonic() - started
-        assert WINDOW - 0.5 <= took <= WINDOW + 3.0, took
+        assert WINDOW - 1.0 <= took <= WINDOW + 3.0, took
         wait_settled(c, "arbiter-spare")
     finally:
         c.stop_all()
