@@ -20,8 +20,8 @@ import contextlib
 import heapq
 import itertools
 import time
-from collections.abc import Callable
-from typing import Protocol
+from collections.abc import Callable, Iterable
+from typing import Any, Protocol
 
 
 class Timer(Protocol):
@@ -80,6 +80,30 @@ async def _wait(clock: Clock, event: asyncio.Event, timeout: float) -> bool:
         if task is not None and task.cancelling():
             raise asyncio.CancelledError
     return event.is_set()
+
+
+async def wait_all(clock: Clock, futures: Iterable[asyncio.Future[Any]], timeout: float) -> bool:
+    """Wait until every one of `futures` is done, at most `timeout` seconds of `clock` (what
+    `asyncio.wait(futures, timeout=…)` does on the loop's clock); True if all are done."""
+    pending = [f for f in futures if not f.done()]
+    if not pending:
+        return True
+    done = asyncio.Event()
+    left = len(pending)
+
+    def one(_: asyncio.Future[Any]) -> None:
+        nonlocal left
+        left -= 1
+        if not left:
+            done.set()
+
+    for future in pending:
+        future.add_done_callback(one)
+    try:
+        return await clock.wait(done, timeout)
+    finally:
+        for future in pending:
+            future.remove_done_callback(one)
 
 
 class SystemClock:
@@ -151,6 +175,11 @@ class ClockStuck(AssertionError):
     """A task woken by ManualClock.run_for did not go back to sleep on the clock in time."""
 
 
+def _forward(seconds: float) -> None:
+    if not seconds >= 0:  # NaN too
+        raise ValueError(f"a monotonic clock does not go back: {seconds!r} s")
+
+
 class ManualClock:
     """A clock that moves only when told: for tests that must control time."""
 
@@ -199,12 +228,14 @@ class ManualClock:
 
     def advance(self, seconds: float) -> None:
         """Jump forward and fire every timer whose time has come (no waiting)."""
+        _forward(seconds)
         self._mono += seconds
         self._fire_due()
 
     async def run_for(self, seconds: float) -> None:
         """Step through the next `seconds`: fire each due timer at its own time, then let the
         tasks it woke run until they sleep on the clock again (or end)."""
+        _forward(seconds)
         target = self._mono + seconds
         await self.settle()
         while True:

@@ -8,7 +8,7 @@ import time
 
 import pytest
 
-from shinha.clock import ClockStuck, Every, ManualClock, SystemClock
+from shinha.clock import ClockStuck, Every, ManualClock, SystemClock, wait_all
 
 
 def test_run_for_steps_each_timer_at_its_own_time() -> None:
@@ -163,3 +163,48 @@ def test_the_system_clock_sleeps_until_a_deadline_on_the_loop_clock() -> None:
     slept, timed_out, woken = asyncio.run(go())
     assert 0.045 <= slept < 1.0
     assert (timed_out, woken) == (False, True)
+
+
+def test_the_manual_clock_never_goes_back() -> None:
+    """run_for(-1) used to set the monotonic clock one second back (and advance(-1) too):
+    a loop on Every would then see a round due in its future, a deadline not yet passed."""
+    async def go() -> None:
+        clock = ManualClock(start=10.0)
+        for bad in (-1.0, -1e-9, float("nan")):
+            with pytest.raises(ValueError, match="does not go back"):
+                await clock.run_for(bad)
+            with pytest.raises(ValueError, match="does not go back"):
+                clock.advance(bad)
+        assert clock.monotonic() == 10.0
+        await clock.run_for(0.0)
+        clock.advance(0.0)
+        assert clock.monotonic() == 10.0
+
+    asyncio.run(go())
+
+
+def test_wait_all_waits_for_every_future_or_the_timeout_on_the_clock() -> None:
+    async def go() -> None:
+        clock = ManualClock(start=0.0)
+        loop = asyncio.get_running_loop()
+        futures: list[asyncio.Future[bool]] = [loop.create_future() for _ in range(3)]
+        waiter = asyncio.create_task(wait_all(clock, futures, 10.0))
+        await clock.run_for(5.0)
+        futures[0].set_result(True)
+        futures[2].set_result(False)
+        await clock.run_for(1.0)
+        assert not waiter.done()
+        futures[1].set_result(True)
+        assert await waiter is True
+        assert clock.pending() == []
+        # One never completes: False after 10 s of the clock, not before; nothing left behind.
+        late: asyncio.Future[bool] = loop.create_future()
+        waiter = asyncio.create_task(wait_all(clock, [late, futures[0]], 10.0))
+        await clock.run_for(9.9)
+        assert not waiter.done()
+        await clock.run_for(0.1)
+        assert waiter.done() and waiter.result() is False
+        assert clock.pending() == [] and not late.done()
+        assert await wait_all(clock, [], 1.0) is True  # nothing to wait for
+
+    asyncio.run(go())
