@@ -4,7 +4,6 @@ its executor, and returns the results until a scheduler acknowledges each one.""
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import functools
 import json
 import logging
@@ -178,8 +177,7 @@ class PollerDaemon(Daemon):
             capacity = self.executor.capacity
             if capacity <= 0:
                 self.capacity_freed.clear()
-                with contextlib.suppress(TimeoutError):
-                    await asyncio.wait_for(self.capacity_freed.wait(), timeout=0.5)
+                await self.clock.wait(self.capacity_freed, 0.5)
                 continue
             covering, spread = self.covering()
             request = PullRequest(poller=self.name, instance=self.instance, tags=tags,
@@ -236,8 +234,7 @@ class PollerDaemon(Daemon):
     async def _return_loop(self) -> None:
         delay = 0.05
         while True:
-            with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(self.returned.wait(), timeout=delay)
+            await self.clock.wait(self.returned, delay)
             self.returned.clear()
             await self._sync_journal()
             self.return_failed = False

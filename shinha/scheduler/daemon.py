@@ -4,7 +4,6 @@ own them (long-poll), takes results back, re-queues orphans, and pushes to the d
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import logging
 from collections import deque
 from typing import Any
@@ -12,7 +11,7 @@ from typing import Any
 from aiohttp import web
 
 from shinha.arbiter.partition import rendezvous
-from shinha.clock import Every
+from shinha.clock import Every, wait_all
 from shinha.config.timeperiod import Timeperiod
 from shinha.daemon.base import Daemon, DaemonContext
 from shinha.errors import PeerError
@@ -419,8 +418,7 @@ class SchedulerDaemon(Daemon):
         if not jobs and pull.wait > 0:
             event = self.ready_events.setdefault(pull.poller, asyncio.Event())
             event.clear()
-            with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(event.wait(), timeout=pull.wait)
+            await self.clock.wait(event, pull.wait)
             jobs = self._take_jobs(pull)
         # The PullReply, assembled from each job's JSON (see CheckItem.job_json).
         body = f'{{"schema_version":{SCHEMA_VERSION},"jobs":[{",".join(jobs)}]}}'
@@ -545,7 +543,7 @@ class SchedulerDaemon(Daemon):
             if future is not None:
                 waiting[rid] = future
         if waiting:
-            await asyncio.wait(list(waiting.values()), timeout=DURABLE_WAIT)
+            await wait_all(self.clock, waiting.values(), DURABLE_WAIT)
         retry: list[str] = []
         for rid, future in waiting.items():
             (acked if future.done() and future.result() else retry).append(rid)
@@ -628,7 +626,7 @@ class SchedulerDaemon(Daemon):
             futures[cmd.command_id] = self.outbox.add_writes(
                 [i.state.row() for i in outcome.touched], outcome.events)
         if futures:
-            await asyncio.wait(list(futures.values()), timeout=DURABLE_WAIT)
+            await wait_all(self.clock, futures.values(), DURABLE_WAIT)
         taken += [cid for cid, f in futures.items() if f.done() and f.result()]
         return json_response(InboxAck(taken=taken, not_mine=not_mine, invalid=invalid))
 
