@@ -230,6 +230,13 @@ class ArbiterDaemon(Daemon):
         if reached:
             await self._take_lead(claim, "the spare stood down")
             return
+        if self.highest_seen >= claim:
+            # A spare refused the claim (409): it is reachable and leads at an epoch not
+            # below it. Leading at `claim` anyway would make two leaders at one epoch; the
+            # next round claims above it, through the spare.
+            log.info("arbiter %s: epoch %d is held already (%d); claiming above it next round",
+                     self.name, claim, self.highest_seen)
+            return
         if spares:
             replies = await self._ping_all()
             claim = max([claim, *(r.epoch + 1 for r in replies)])
