@@ -203,6 +203,9 @@ class Dispatch(Wire):
     topology: Topology
     part: SchedulerPart | None = None
     catalog: ReceiverCatalog | None = Field(None, description="Receivers: what they accept.")
+    part_hash: str = Field("", max_length=64, description="The hash of the part (schedulers) "
+                           "or catalog (receivers) to hold: sent alone, without the part or "
+                           "catalog, to a daemon that holds it already.")
 
 
 class DispatchReply(Wire):

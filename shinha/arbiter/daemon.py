@@ -270,7 +270,7 @@ class ArbiterDaemon(Daemon):
             self._stand_down(f"spare {spare.name} holds epoch {exc.epoch}")
             return False
         except PeerError as exc:
-            spare.failure(str(exc))
+            spare.failure(str(exc), self.clock.monotonic())
             return False
         spare.success(self.clock.monotonic(), self.clock.time())
         spare.epoch = reply.epoch
@@ -424,7 +424,7 @@ class ArbiterDaemon(Daemon):
             reply = await self.client.call(link.ref, "GET", "/ping", None, PingReply,
                                            float(self.definition(link).timeout), headers)
         except PeerError as exc:
-            link.failure(str(exc))
+            link.failure(str(exc), self.clock.monotonic())
             return None
         link.success(self.clock.monotonic(), self.clock.time())
         self._ping_nonces[link.name] = reply.nonce
@@ -476,8 +476,15 @@ class ArbiterDaemon(Daemon):
         role = link.ref.role
         part = self.assignment.parts.get(link.name) if role == "scheduler" else None
         catalog = self.plan.catalog if role == "receiver" else None
-        dispatch = Dispatch(fence=self.fence, topology=self.assignment.topology, part=part,
-                            catalog=catalog)
+        held = part.part_hash if part else catalog.catalog_hash if catalog else ""
+        if held and link.part_hash == held:
+            # It holds them already (a topology change, a new epoch): the hash alone. Parsing
+            # an unchanged 100,000-service part again cost the scheduler seconds and memory.
+            part = catalog = None
+        # What this dispatch carries, as of now: the assignment may change while it is sent.
+        topology, topology_hash = self.assignment.topology, self.assignment.topology_hash
+        dispatch = Dispatch(fence=self.fence, topology=topology, part=part, catalog=catalog,
+                            part_hash=held)
         # A large part is serialized in a worker thread, in slices: whole, on the loop, 100,000
         # services held it for a second (shinha.wirejson).
         body = (dispatch if part is None and catalog is None
@@ -500,7 +507,9 @@ class ArbiterDaemon(Daemon):
                 "part_hash": reply.part_hash, "topology_hash": reply.topology_hash})
         link.epoch = reply.epoch
         link.part_hash = reply.part_hash
-        self._acked_topology[link.name] = (self.assignment.topology_hash, reply.topology_hash)
+        # Filed under the topology sent: if the assignment changed meanwhile, needs_dispatch
+        # sees that the daemon does not hold the new one and dispatches again.
+        self._acked_topology[link.name] = (topology_hash, reply.topology_hash)
         self._dispatched_at[link.name] = self.clock.monotonic()
         self.metrics.inc("dispatches_sent_total", help_text="Dispatches sent.",
                          role=link.ref.role, reconfigured=str(reply.reconfigured).lower())

@@ -1,7 +1,10 @@
 """A typed link to each peer daemon: alive or dead, with the attempts that decided it.
 
 A peer is declared dead only after `max_check_attempts` failed checks in a row (its own
-definition's value); one failed ping changes nothing. Transitions are logged once.
+definition's value), at least half a `check_interval` apart: failures closer together (the
+pings an arbiter sends back to back while it claims the lead) count as one, so a daemon that
+starts a moment after the arbiter is not declared dead before its first check_interval.
+One failed ping changes nothing. Transitions are logged once.
 """
 
 from __future__ import annotations
@@ -27,6 +30,8 @@ class PeerLink:
         self.last_contact_wall: float | None = None
         self.epoch = 0
         self.part_hash = ""
+        #: When the last failure that counted as an attempt happened (monotonic).
+        self._counted_at: float | None = None
 
     @property
     def name(self) -> str:
@@ -37,6 +42,7 @@ class PeerLink:
         self.last_contact_mono = mono
         self.last_contact_wall = wall
         self.attempts = 0
+        self._counted_at = None
         recovered = not self.alive
         self.alive = True
         if recovered:
@@ -46,8 +52,11 @@ class PeerLink:
         self.ever_seen = True
         return recovered
 
-    def failure(self, reason: str) -> bool:
-        """Record a failed check; True when this one makes the peer dead (alive → dead)."""
+    def failure(self, reason: str, mono: float) -> bool:
+        """Record a failed check at `mono`; True when it makes the peer dead (alive → dead)."""
+        if self._counted_at is not None and mono - self._counted_at < self.check_interval / 2:
+            return False  # the same outage, seen again within the same check
+        self._counted_at = mono
         self.attempts += 1
         if self.alive and self.attempts >= self.max_check_attempts:
             self.alive = False

@@ -174,11 +174,19 @@ class SchedulerDaemon(Daemon):
             # it held will never come back, re-queue it at once (not at its orphan deadline).
             self._requeue_held_by(dead)
         part = dispatch.part
+        if part is None and dispatch.part_hash:
+            # The arbiter believes we hold this part already: nothing to take. If we do not
+            # (our ping was older), our reply's part_hash says so and the part comes next.
+            if dispatch.part_hash == self.part_hash and topology_changed and self.loaded.is_set():
+                self.tasks.spawn(self._refresh_states(), "refresh-states")
+            return topology_changed
         if part is None:
             if self.part is not None:
                 self._drop_part()
                 return True
             return topology_changed
+        self.metrics.inc("parts_received_total", help_text="Dispatches that carried a whole "
+                         "part (a part already held is sent as its hash alone).")
         if self.part is not None and part.part_hash == self.part.part_hash:
             # Idempotent: the same part is not reconfigured. The topology changed (a spare
             # held some work meanwhile?): take any newer state the data tier has.
