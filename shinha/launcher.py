@@ -13,7 +13,7 @@ import sys
 import time
 from pathlib import Path
 
-from shinha.config import load_config
+from shinha.config import load_cluster
 from shinha.config.daemons import DaemonLink
 from shinha.config.loader import Config
 from shinha.daemon.base import state_root
@@ -40,7 +40,9 @@ def local_daemons(config: Config, host: str | None) -> tuple[str, list[DaemonLin
 
 def run(main_file: str, host: str | None, log_level: str) -> int:
     """Start this host's daemons and supervise them until a signal; return the exit code."""
-    result = load_config(main_file)
+    # The daemons' part is all this process needs, and all it keeps: the whole tree is
+    # checked (below, in a child process) only where an arbiter, which loads it, will run.
+    result = load_cluster(main_file)
     if not result.ok or result.config is None:
         for diag in result.errors:
             print(diag, file=sys.stderr)
@@ -52,6 +54,13 @@ def run(main_file: str, host: str | None, log_level: str) -> int:
         print(f"no daemon of {main_file} has host_name {host_name!r}: use --host NAME",
               file=sys.stderr)
         return 2
+    if any(d.role == "arbiter" for d in daemons):
+        check = subprocess.run(python_command("shinha", "check-config", main_file),
+                               capture_output=True, text=True, check=False)
+        if check.returncode != 0:
+            print(check.stdout + check.stderr, end="", file=sys.stderr)
+            print("the configuration has errors: nothing started", file=sys.stderr)
+            return 2
     log_dir = state_root(config) / "log"
     log_dir.mkdir(parents=True, exist_ok=True)
     children: dict[str, subprocess.Popen[bytes]] = {}
