@@ -6,9 +6,10 @@ from __future__ import annotations
 from collections import Counter
 from pathlib import Path
 
-from shinha.arbiter.partition import plan, rendezvous
+from shinha.arbiter.partition import plan
 from shinha.config import load_config
 from shinha.config.daemons import Poller, Scheduler
+from shinha.rendezvous import rendezvous
 
 
 def tree(tmp_path: Path, hosts: int, schedulers: list[tuple[str, int]],

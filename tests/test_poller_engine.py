@@ -23,8 +23,8 @@ import uvloop
 from aiohttp import web
 
 from shinha.errors import ExecutorClosed
+from shinha.perfdata import parse_output, parse_perfdata
 from shinha.poller.executor import Executor
-from shinha.poller.perfdata import parse_output, parse_perfdata
 from shinha.poller.plugin import command_argv, run_plugin
 from shinha.wire import CheckJob, CheckResult, PerfDatum
 

@@ -11,7 +11,6 @@ each check among the realm's pollers that carry its poller_tag, unless the check
 from __future__ import annotations
 
 import hashlib
-import math
 from collections import defaultdict
 from collections.abc import Sequence
 from dataclasses import dataclass, field
@@ -19,23 +18,9 @@ from dataclasses import dataclass, field
 from shinha.config.daemons import Poller, Scheduler
 from shinha.config.loader import Config
 from shinha.config.objects import Command, Host, Service
+from shinha.rendezvous import rendezvous
 from shinha.wire import CheckSettings, ReceiverCatalog, SchedulerPart
 from shinha.wirejson import json_slices
-
-
-def _unit(text: str) -> float:
-    digest = hashlib.blake2b(text.encode(), digest_size=8).digest()
-    return (int.from_bytes(digest, "big") + 1) / (2**64 + 1)
-
-
-def rendezvous(key: str, candidates: Sequence[tuple[str, int]]) -> str | None:
-    """Pick the candidate (name, weight) with the highest weighted score for `key`."""
-    best, best_score = None, -math.inf
-    for name, weight in candidates:
-        score = -weight / math.log(_unit(f"{key}\0{name}"))
-        if score > best_score or (score == best_score and best is not None and name < best):
-            best, best_score = name, score
-    return best
 
 
 def host_groups(hosts: dict[str, Host]) -> list[list[str]]:

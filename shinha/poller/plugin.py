@@ -25,7 +25,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 
 from shinha.ids import new_id
-from shinha.poller.perfdata import parse_output
+from shinha.perfdata import parse_output
 from shinha.wire import CheckJob, CheckResult, PerfDatum
 
 UNKNOWN = 3

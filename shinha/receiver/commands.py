@@ -8,7 +8,7 @@ import uuid
 from dataclasses import dataclass
 
 from shinha.errors import RequestError
-from shinha.poller.perfdata import parse_output
+from shinha.perfdata import parse_output
 from shinha.wire import CheckResult, ExternalCommand
 
 

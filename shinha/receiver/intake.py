@@ -9,7 +9,7 @@ from dataclasses import dataclass
 
 from shinha.config.mainfile import MainConfig
 from shinha.errors import RequestError
-from shinha.poller.perfdata import parse_output
+from shinha.perfdata import parse_output
 from shinha.wire import CheckResult, ExternalCommand, PassiveResult, ReceiverCatalog
 
 

@@ -10,13 +10,13 @@ from typing import Any
 
 from aiohttp import web
 
-from shinha.arbiter.partition import rendezvous
 from shinha.clock import Every, wait_all
 from shinha.config.timeperiod import Timeperiod
 from shinha.daemon.base import Daemon, DaemonContext
 from shinha.errors import PeerError
 from shinha.http.server import check_secret, json_response, read_model
 from shinha.ids import new_id
+from shinha.rendezvous import rendezvous
 from shinha.scheduler.commands import apply_command
 from shinha.scheduler.items import (
     CheckItem,
