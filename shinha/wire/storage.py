@@ -1,0 +1,90 @@
+"""What a scheduler stores through a data-server and resumes from: state rows, results,
+events."""
+
+from __future__ import annotations
+
+from typing import Literal
+
+from pydantic import Field
+
+from shinha.wire.base import MAX_EPOCH, Finite, Int64, Wire
+from shinha.wire.checks import CheckResult, PerfDatum
+
+
+class StateRow(Finite):
+    """The current state of one host (service "") or service: what a scheduler resumes from."""
+
+    host: str
+    service: str = ""
+    state: int = Field(0, ge=0, le=4, description="0-3; 4 = PENDING (never checked)")
+    state_type: Literal["SOFT", "HARD"] = "HARD"
+    attempt: Int64 = 1
+    last_check: float = 0.0
+    last_state_change: float = 0.0
+    last_hard_state: Int64 = 0
+    last_hard_state_change: float = 0.0
+    output: str = ""
+    long_output: str = ""
+    perfdata: list[PerfDatum] = Field(default_factory=list)
+    acknowledged: bool = False
+    ack_author: str = ""
+    ack_comment: str = ""
+    ack_sticky: bool = False
+    downtimes: list[Downtime] = Field(default_factory=list)
+    last_result_id: str = ""
+    updated_at: float = Field(0.0, description="Wall time of the last change by a scheduler: "
+                              "the newer row wins when a scheduler takes a part back.")
+
+
+class Downtime(Finite):
+    downtime_id: str
+    host: str
+    service: str = ""
+    start: float
+    end: float
+    fixed: bool = True
+    duration: float = 0
+    author: str = ""
+    comment: str = ""
+
+
+class Event(Finite):
+    """A state change, an acknowledgement, a downtime: the history of a host or service."""
+
+    event_id: str
+    time: float
+    host: str
+    service: str = ""
+    kind: Literal["state", "ack", "unack", "downtime_start", "downtime_end", "downtime_add",
+                  "downtime_remove", "command"]
+    state: Int64 | None = None
+    state_type: str = ""
+    attempt: Int64 = 0
+    output: str = ""
+    detail: str = ""
+
+
+class IngestBatch(Wire):
+    scheduler: str
+    epoch: int = Field(0, ge=0, le=MAX_EPOCH)
+    results: list[CheckResult] = Field(default_factory=list, max_length=50_000)
+    states: list[StateRow] = Field(default_factory=list, max_length=50_000)
+    events: list[Event] = Field(default_factory=list, max_length=50_000)
+
+
+class IngestReply(Wire):
+    accepted: list[str]
+    stored_new: Int64
+    only_bumped: Int64
+    duplicates: Int64
+
+
+class StateQuery(Wire):
+    hosts: list[str] = Field(max_length=200_000)
+
+
+class StateAnswer(Wire):
+    states: list[StateRow]
+
+
+StateRow.model_rebuild()
