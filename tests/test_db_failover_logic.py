@@ -24,7 +24,8 @@ from shinha.db.failover import (
     role,
 )
 from shinha.db.options import Node
-from shinha.db.probe import NodeStatus, replica_fields
+from shinha.db.probe import replica_fields
+from shinha.wire import NodeStatus
 
 A, B, C, D = (Node(host=f"127.0.0.{i}", port=3306) for i in (2, 3, 4, 5))
 CLUSTER = "c-1"

@@ -30,10 +30,10 @@ from shinha.db import admin, setup
 from shinha.db.ctl import BOOTSTRAP_PASSWORD_ENV
 from shinha.db.failover import choose_candidate, diverged, elect, errant, next_epoch, role
 from shinha.db.options import MariadbOptions, Node, mariadb_options
-from shinha.db.probe import NodeStatus, probe, probe_all
+from shinha.db.probe import probe, probe_all
 from shinha.db.rejoin import rejoin
 from shinha.errors import DatabaseError, DatabaseUnreachable
-from shinha.wire import CheckResult, Event, IngestBatch
+from shinha.wire import CheckResult, Event, IngestBatch, NodeStatus
 from tests import mariadb
 from tests.cluster import wait_for
 

@@ -22,7 +22,7 @@ from aiohttp import web
 from shinha.arbiter.assign import Assignment, assign
 from shinha.arbiter.dbapi import DatabaseApi
 from shinha.arbiter.partition import Plan, cut
-from shinha.arbiter.view import ClusterView, cluster_view
+from shinha.arbiter.view import cluster_view
 from shinha.clock import Every
 from shinha.config.daemons import Arbiter, DaemonLink
 from shinha.config.loader import Config
@@ -34,6 +34,7 @@ from shinha.errors import ConfigError, PeerError, StaleEpoch
 from shinha.http.auth import ping_proof
 from shinha.http.server import check_secret, json_response, read_model
 from shinha.wire import (
+    ClusterView,
     DatabaseReach,
     DatabaseReachQuery,
     Dispatch,

@@ -26,9 +26,9 @@ from shinha.db import admin
 from shinha.db.admin import Promotion
 from shinha.db.failover import AntiFlap, cluster_identity, diverged, replication_problem
 from shinha.db.options import MariadbOptions, Node
-from shinha.db.probe import NodeStatus, probe_all
+from shinha.db.probe import probe_all
 from shinha.errors import DatabaseError
-from shinha.wire import DatabaseTopology
+from shinha.wire import DatabaseTopology, NodeStatus
 
 log = logging.getLogger(__name__)
 

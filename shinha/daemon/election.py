@@ -14,7 +14,6 @@ import asyncio
 import logging
 
 from aiohttp import web
-from pydantic import Field
 
 from shinha.clock import Clock, Every
 from shinha.config.daemons import DaemonLink
@@ -22,25 +21,9 @@ from shinha.daemon.base import daemon_ref
 from shinha.errors import PeerError
 from shinha.http.client import PeerClient
 from shinha.http.server import check_secret, json_response, read_model
-from shinha.wire import MAX_EPOCH, Wire
+from shinha.wire import ElectionBeat, ElectionView
 
 log = logging.getLogger(__name__)
-
-
-class ElectionBeat(Wire):
-    """One server's heartbeat to its peers: who it is and what it believes."""
-
-    name: str
-    token: int = Field(ge=0, le=7)
-    master: str = ""
-    term: int = Field(0, ge=0, le=MAX_EPOCH)
-
-
-class ElectionView(Wire):
-    master: str
-    term: int
-    down: list[str]
-    alive: list[str]
 
 
 class Election:

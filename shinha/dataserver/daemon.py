@@ -10,7 +10,6 @@ from pathlib import Path
 from typing import Any, TypeVar
 
 from aiohttp import web
-from pydantic import Field
 
 from shinha.clock import Every
 from shinha.config.objects import Module
@@ -28,11 +27,12 @@ from shinha.wire import (
     DatabaseReachQuery,
     Dispatch,
     Event,
+    HistoryPage,
     IngestBatch,
     StateAnswer,
+    StatePage,
     StateQuery,
     StateRow,
-    Wire,
 )
 
 log = logging.getLogger(__name__)
@@ -40,25 +40,6 @@ T = TypeVar("T")
 MAX_PAGE = 1000
 #: Storage modules a data-server may list (the first one listed is used).
 STORAGE_TYPES = ("sqlite", "mariadb")
-
-
-class StatePage(Wire):
-    total: int
-    offset: int
-    limit: int
-    items: list[StateRow]
-    served_by: str = Field("", description="The database node that answered (MariaDB).")
-    lag: float | None = Field(None, description="?consistency=replica: the replica's lag "
-                              "behind the primary, seconds.")
-
-
-class HistoryPage(Wire):
-    total: int
-    offset: int
-    limit: int
-    items: list[dict[str, Any]]
-    served_by: str = ""
-    lag: float | None = None
 
 
 class DataserverDaemon(Daemon):

@@ -33,7 +33,6 @@ from shinha.db.fence import write_fence
 from shinha.db.gtid import GtidPosition
 from shinha.db.options import MariadbOptions, Node
 from shinha.db.probe import (
-    NodeStatus,
     admin_session,
     node_of,
     probe_all,
@@ -41,6 +40,7 @@ from shinha.db.probe import (
 )
 from shinha.db.steps import deadline, in_step, run_step, step_value
 from shinha.errors import DatabaseError, DatabaseFenced, DatabaseUnreachable
+from shinha.wire import NodeStatus
 
 log = logging.getLogger("shinha.db")
 

@@ -29,11 +29,11 @@ from shinha.db.failover import (
     role,
 )
 from shinha.db.options import MariadbOptions, Node, module_options
-from shinha.db.probe import NodeStatus, node_of, probe_all
+from shinha.db.probe import node_of, probe_all
 from shinha.db.rejoin import RejoinReport, rejoin
 from shinha.db.setup import init
 from shinha.errors import ConfigError, DatabaseError
-from shinha.wire import DatabaseChangeReply
+from shinha.wire import DatabaseChangeReply, NodeStatus
 
 if TYPE_CHECKING:
     from shinha.config.loader import Config

@@ -17,7 +17,8 @@ from typing import Literal
 
 from shinha.db.gtid import Gtid, GtidPosition, position
 from shinha.db.options import Node
-from shinha.db.probe import NodeStatus, node_of
+from shinha.db.probe import node_of
+from shinha.wire import NodeStatus
 
 __all__ = ["AntiFlap", "Election", "FailoverGate", "Gtid", "GtidPosition", "choose_candidate",
            "cluster_identity", "diverged", "elect", "errant", "next_epoch", "position",

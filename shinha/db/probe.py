@@ -11,73 +11,19 @@ import asyncio
 import time
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
-from typing import Any, Literal
-
-from pydantic import BaseModel, ConfigDict
+from typing import Any
 
 from shinha.db.conn import STATEMENT_TIMEOUT, Endpoint, Session, connect, endpoint, tls_context
 from shinha.db.gtid import position
 from shinha.db.options import MariadbOptions, Node
 from shinha.errors import DatabaseError, DatabaseUnreachable
+from shinha.wire import ErrorKind, NodeStatus
 
-SCHEMA_VERSION = 1
 CLUSTER_TABLE = "shinha_cluster"
 FENCE_TABLE = "shinha_fence"
 
 ER_BAD_DB = 1049
 ER_NO_SUCH_TABLE = 1146
-
-ErrorKind = Literal["", "unreachable", "timeout", "auth", "error"]
-
-
-class NodeStatus(BaseModel):
-    """One node as a probe found it."""
-
-    model_config = ConfigDict(frozen=True)
-
-    schema_version: int = SCHEMA_VERSION
-    #: host:port, as written in ha_hosts.
-    node: str
-    reachable: bool = False
-    error: str = ""
-    error_kind: ErrorKind = ""
-    #: Wall time of the probe (shown); the decision logic never reads it.
-    checked_at: float = 0.0
-    server_id: int | None = None
-    version: str = ""
-    read_only: bool | None = None
-    log_bin: bool | None = None
-    log_slave_updates: bool | None = None
-    gtid_strict_mode: bool | None = None
-    gtid_current_pos: str = ""
-    gtid_binlog_pos: str = ""
-    gtid_slave_pos: str = ""
-    #: A replica's received position (SHOW SLAVE STATUS Gtid_IO_Pos).
-    gtid_io_pos: str = ""
-    is_replica: bool = False
-    #: host:port of the primary it replicates from ('' when not a replica).
-    replicates_from: str = ""
-    io_running: bool = False
-    #: Slave_IO_Running as MariaDB says it: Yes, No, Connecting, Preparing.
-    io_state: str = ""
-    sql_running: bool = False
-    seconds_behind: int | None = None
-    last_io_errno: int = 0
-    last_io_error: str = ""
-    last_sql_errno: int = 0
-    last_sql_error: str = ""
-    #: The SQL thread has executed everything the IO thread received.
-    relay_log_applied: bool = True
-    semi_sync_master_enabled: bool | None = None
-    #: Rpl_semi_sync_master_status: OFF while enabled means it fell back to asynchronous.
-    semi_sync_master_status: bool | None = None
-    semi_sync_slave_enabled: bool | None = None
-    #: The `shinha_cluster` marker that `shinha db init` writes; None: not initialised.
-    cluster_id: str | None = None
-    #: The database epoch in `shinha_fence`; None when the table is not there.
-    db_epoch: int | None = None
-    #: Tables in the cluster's database (`database` of the module) on this node.
-    table_count: int = 0
 
 
 def node_of(name: str) -> Node:

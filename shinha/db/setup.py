@@ -18,9 +18,10 @@ from shinha.db import schema
 from shinha.db.admin import clone_replica, primary_settings, wait_caught_up
 from shinha.db.conn import Session
 from shinha.db.options import MariadbOptions, Node
-from shinha.db.probe import CLUSTER_TABLE, NodeStatus, admin_session, node_of, probe_all
+from shinha.db.probe import CLUSTER_TABLE, admin_session, node_of, probe_all
 from shinha.db.steps import deadline, in_step, run_step, step_value
 from shinha.errors import DatabaseError, DatabaseUnreachable
+from shinha.wire import NodeStatus
 
 log = logging.getLogger("shinha.db")
 

@@ -1,4 +1,5 @@
-"""What a daemon says of itself: `/ping`, `/status`."""
+"""What a daemon says of itself (`/ping`, `/status`), and the heartbeats of the master-token
+election among the servers of one role (shinha/daemon/election.py)."""
 
 from __future__ import annotations
 
@@ -71,3 +72,21 @@ class StatusReply(Wire):
     loops: list[LoopView] = Field(default_factory=list)
     peers: list[PeerView] = Field(default_factory=list)
     owns: dict[str, object] = Field(default_factory=dict)
+
+
+class ElectionBeat(Wire):
+    """One server's heartbeat to its peers: who it is and what it believes."""
+
+    name: str
+    token: int = Field(ge=0, le=7)
+    master: str = ""
+    term: int = Field(0, ge=0, le=MAX_EPOCH)
+
+
+class ElectionView(Wire):
+    """What one server's election says now: the master, the term, who is down."""
+
+    master: str
+    term: int
+    down: list[str]
+    alive: list[str]

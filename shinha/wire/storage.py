@@ -3,7 +3,7 @@ events."""
 
 from __future__ import annotations
 
-from typing import Literal
+from typing import Any, Literal
 
 from pydantic import Field
 
@@ -85,6 +85,29 @@ class StateQuery(Wire):
 
 class StateAnswer(Wire):
     states: list[StateRow]
+
+
+class StatePage(Wire):
+    """One page of host or service rows (`GET /api/hosts`, `/api/services`)."""
+
+    total: int
+    offset: int
+    limit: int
+    items: list[StateRow]
+    served_by: str = Field("", description="The database node that answered (MariaDB).")
+    lag: float | None = Field(None, description="?consistency=replica: the replica's lag "
+                              "behind the primary, seconds.")
+
+
+class HistoryPage(Wire):
+    """One page of a check's history, newest first (`GET /api/…/history`)."""
+
+    total: int
+    offset: int
+    limit: int
+    items: list[dict[str, Any]]
+    served_by: str = ""
+    lag: float | None = None
 
 
 StateRow.model_rebuild()
