@@ -5,7 +5,6 @@ server loses no acknowledged batch, and reads can go to a replica."""
 from __future__ import annotations
 
 import asyncio
-import json
 import random
 import socket
 import textwrap
@@ -519,9 +518,9 @@ def test_a_dataserver_with_a_mariadb_module_answers_503_and_masks_its_password(
             assert f"database 127.0.0.2:{port}: unreachable" in (await ingest())["message"]
             assert daemon.apply_database(Node(host="127.0.0.3", port=port), 2)
             assert not daemon.apply_database(Node(host="127.0.0.2", port=port), 1)
-            store = daemon.owns()["store"]
+            store = daemon.owns().store
             assert store == f"mariadb 127.0.0.3:{port}/shinha (database epoch 2)"
-            assert DB_PASSWORD not in json.dumps(daemon.owns())
+            assert DB_PASSWORD not in daemon.owns().model_dump_json()
         finally:
             await server.close()
             await daemon.store.close()

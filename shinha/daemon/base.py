@@ -46,6 +46,7 @@ from shinha.wire import (
     Health,
     PingReply,
     Role,
+    RoleOwns,
     StatusReply,
     Topology,
 )
@@ -339,9 +340,10 @@ class Daemon:
         self.topology = dispatch.topology
         return changed
 
-    def owns(self) -> dict[str, Any]:
-        """What this daemon holds, for /status."""
-        return {}
+    def owns(self) -> RoleOwns | dict[str, Any] | None:
+        """Return what this daemon holds, for /status: its role's model (a dict of the same
+        fields is validated into it when the status is built)."""
+        return None
 
     def peers(self) -> list[PeerLink]:
         return []

@@ -7,7 +7,7 @@ from __future__ import annotations
 import logging
 from collections.abc import Awaitable
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import TypeVar
 
 from aiohttp import web
 
@@ -25,6 +25,7 @@ from shinha.http.server import check_secret, json_response, read_model
 from shinha.wire import (
     DatabaseReach,
     DatabaseReachQuery,
+    DataserverOwns,
     Dispatch,
     Event,
     HistoryPage,
@@ -176,16 +177,17 @@ class DataserverDaemon(Daemon):
     async def on_closed(self) -> None:
         await self.store.close()
 
-    def owns(self) -> dict[str, Any]:
-        view = self.election.view()
+    def owns(self) -> DataserverOwns:
         store = self.store
-        return {"store": store.describe() if isinstance(store, MariadbStore)
-                else str(self._db_path()),
-                "election": view.model_dump(exclude={"schema_version"}),
-                "master_job_runs": self.job_runs,
-                "stored_new": int(self.metrics.get("results_stored_total", kind="new")),
-                "only_bumped": int(self.metrics.get("results_stored_total", kind="bumped")),
-                "duplicates": int(self.metrics.get("results_stored_total", kind="duplicate"))}
+
+        def stored(kind: str) -> int:
+            return int(self.metrics.get("results_stored_total", kind=kind))
+
+        return DataserverOwns(
+            store=store.describe() if isinstance(store, MariadbStore) else str(self._db_path()),
+            election=self.election.view(), master_job_runs=self.job_runs,
+            stored_new=stored("new"), only_bumped=stored("bumped"),
+            duplicates=stored("duplicate"))
 
     async def _ingest(self, request: web.Request) -> web.Response:
         check_secret(request, self.secret)

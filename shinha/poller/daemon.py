@@ -9,7 +9,6 @@ import json
 import logging
 import os
 import uuid
-from typing import Any
 
 from aiohttp import web
 
@@ -26,6 +25,7 @@ from shinha.wire import (
     CheckResult,
     DaemonRef,
     Dispatch,
+    PollerOwns,
     PullReply,
     PullRequest,
     ResultAck,
@@ -146,14 +146,12 @@ class PollerDaemon(Daemon):
         finally:
             self.journal.close()
 
-    def owns(self) -> dict[str, Any]:
+    def owns(self) -> PollerOwns:
         covering, _ = self.covering()
-        view = self.election.view()
-        return {"election": view.model_dump(exclude={"schema_version"}),
-                "covering": covering,
-                "schedulers": sorted(self.pull_loops), "running": self.running,
-                "unacked": len(self.unacked), "capacity": self.executor.capacity,
-                "tags": list(self.poller_link.poller_tags)}
+        return PollerOwns(election=self.election.view(), covering=covering,
+                          schedulers=sorted(self.pull_loops), running=self.running,
+                          unacked=len(self.unacked), capacity=self.executor.capacity,
+                          tags=list(self.poller_link.poller_tags))
 
     async def apply_dispatch(self, dispatch: Dispatch) -> bool:
         changed = await super().apply_dispatch(dispatch)

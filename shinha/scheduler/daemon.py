@@ -6,7 +6,6 @@ from __future__ import annotations
 import asyncio
 import logging
 from collections import deque
-from typing import Any
 
 from aiohttp import web
 
@@ -38,6 +37,7 @@ from shinha.wire import (
     ResultAck,
     ResultBatch,
     SchedulerInbox,
+    SchedulerOwns,
     SchedulerPart,
     StateAnswer,
     StateQuery,
@@ -142,18 +142,17 @@ class SchedulerDaemon(Daemon):
     def active(self) -> bool:
         return self.part is not None
 
-    def owns(self) -> dict[str, Any]:
+    def owns(self) -> SchedulerOwns:
         problems = sum(1 for i in self.items.values() if i.state.problem)
         pending = sum(1 for i in self.items.values() if i.state.state == PENDING)
-        return {"part": self.part.part_id if self.part else None,
-                "hosts": len(self.part.hosts) if self.part else 0,
-                "services": len(self.part.services) if self.part else 0,
-                "checks": len(self.items), "problems": problems, "pending": pending,
-                "in_flight": len(self.in_flight),
-                "ready": sum(len(q) for q in self.ready.values()),
-                "outbox": len(self.outbox), "states_loaded": self.loaded.is_set(),
-                "results_total": self.results_total, **self._latency_stats(),
-                "pollers_seen": sorted(self.pollers_seen)}
+        part = self.part
+        return SchedulerOwns(
+            part=part.part_id if part else None, hosts=len(part.hosts) if part else 0,
+            services=len(part.services) if part else 0, checks=len(self.items),
+            problems=problems, pending=pending, in_flight=len(self.in_flight),
+            ready=sum(len(q) for q in self.ready.values()), outbox=len(self.outbox),
+            states_loaded=self.loaded.is_set(), results_total=self.results_total,
+            **self._latency_stats(), pollers_seen=sorted(self.pollers_seen))
 
     def _latency_stats(self) -> dict[str, float]:
         if not self.latencies:
