@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
-from shinha.scheduler.state import PENDING, CheckState, host_state
-from shinha.wire import Downtime, StateRow
+import dataclasses
+
+from shinha.scheduler.state import PENDING, ROW_FIELDS, CheckState, host_state
+from shinha.wire import Downtime, PerfDatum, StateRow
 
 
 def run(st: CheckState, *codes: int, start: float = 100.0) -> list[tuple[int, str, int]]:
@@ -125,3 +127,28 @@ def test_job_json_is_the_check_job() -> None:
                                timeout_state=3, due=item.scheduled_wall, poller_tag="dmz")
         seen.add(job.job_id)
     assert len(seen) == 3
+
+
+def test_check_state_carries_every_field_of_a_state_row() -> None:
+    """One declaration of the state row: CheckState has StateRow's fields, by the same names
+    and in the same order, so that row() and resume() map them one to one."""
+    fields = [f.name for f in dataclasses.fields(CheckState) if f.name != "max_attempts"]
+    assert fields == list(StateRow.model_fields) == list(ROW_FIELDS)
+
+
+def test_row_and_resume_carry_every_field() -> None:
+    stored = StateRow(host="h", service="s", state=2, state_type="SOFT", attempt=2,
+                      last_check=90.0, last_state_change=80.0, last_hard_state=1,
+                      last_hard_state_change=70.0, output="o", long_output="lo",
+                      perfdata=[PerfDatum(label="t", value=1.0)], acknowledged=True,
+                      ack_author="a", ack_comment="c", ack_sticky=True,
+                      downtimes=[Downtime(downtime_id="d", host="h", service="s", start=1.0,
+                                          end=2.0)],
+                      last_result_id="r", updated_at=95.0)
+    # Every field differs from its default: a field row() or resume() left out shows.
+    assert all(getattr(stored, n) != f.default for n, f in StateRow.model_fields.items()
+               if n != "host")
+    st = CheckState("h", "s", max_attempts=3)
+    st.resume(stored)
+    assert st.row() == stored
+    assert st.perfdata is not stored.perfdata and st.downtimes is not stored.downtimes

@@ -21,7 +21,17 @@ from shinha.dataserver.sqlite import DB_FILENAME, SqliteStore
 from shinha.dataserver.store import Store
 from shinha.db.schema import SHARED_TABLES
 from shinha.errors import StorageError
-from shinha.wire import CheckResult, Downtime, Event, IngestBatch, PerfDatum, StateRow
+from shinha.wire import (
+    CheckResult,
+    Downtime,
+    Event,
+    EventEntry,
+    HistoryEntry,
+    IngestBatch,
+    PerfDatum,
+    ResultEntry,
+    StateRow,
+)
 from tests import mariadb
 from tests.stores import Backend, MariadbBackend, SqliteBackend, writable_node
 
@@ -74,6 +84,16 @@ def event(eid: str, at: float, kind: str = "state", state: int | None = 2) -> Ev
     return Event.model_validate({"event_id": eid, "time": at, "host": "web1",
                                  "service": "HTTP", "kind": kind, "state": state,
                                  "state_type": "HARD", "output": f"went {state}"})
+
+
+def results(items: list[HistoryEntry]) -> list[ResultEntry]:
+    """The stored results of a history page (no event among them)."""
+    assert all(isinstance(i, ResultEntry) for i in items), items
+    return [i for i in items if isinstance(i, ResultEntry)]
+
+
+def entry_id(item: HistoryEntry) -> str:
+    return item.result_id if isinstance(item, ResultEntry) else item.event_id
 
 
 def result_rows(backend: Backend) -> int:
@@ -130,12 +150,12 @@ def test_only_new_data_bumps_unchanged_results_and_stores_changes(backend: Backe
         total, items = await store.history("web1", "HTTP", 0, 10)
         assert total == 4
         # Newest first; each row stands for the results folded into it and says until when.
-        assert [(i["result_id"], i["hits"], i["time"], i["last_seen"]) for i in items] == [
+        assert [(i.result_id, i.hits, i.time, i.last_seen) for i in results(items)] == [
             ("result-6", 2, 400, 460), ("result-5", 1, 340, 340),
             ("result-4", 1, 280, 280), ("result-1", 3, 100, 220)]
-        assert items[0]["state"] == 1
-        assert items[0]["perfdata"] == [{"label": "time", "value": 1.5, "uom": "s", "warn": "2",
-                                         "crit": "", "min": None, "max": None}]
+        newest = results(items)[0]
+        assert newest.state == 1
+        assert newest.perfdata == [PerfDatum(label="time", value=1.5, uom="s", warn="2")]
         assert await store.counters() == {"stored_new": 4, "only_bumped": 3, "duplicates": 0,
                                           "results": 7, "events": 0}
 
@@ -150,7 +170,7 @@ def test_only_new_data_within_one_batch_in_time_order(backend: Backend) -> None:
                                           result("2", finished=200)]))
         assert (reply.stored_new, reply.only_bumped) == (2, 1)
         _, items = await store.history("web1", "HTTP", 0, 10)
-        assert [(i["result_id"], i["hits"], i["last_seen"]) for i in items] == [
+        assert [(i.result_id, i.hits, i.last_seen) for i in results(items)] == [
             ("result-3", 1, 300), ("result-1", 2, 200)]
 
     run(go, backend)
@@ -167,7 +187,7 @@ def test_a_late_result_goes_to_history_without_replacing_the_current_one(
         [row] = await store.states(["web1"])
         assert (row.output, row.last_check) == ("OK", 560)
         _, items = await store.history("web1", "HTTP", 0, 10)
-        assert [i["result_id"] for i in items] == ["result-new", "result-old"]
+        assert [i.result_id for i in results(items)] == ["result-new", "result-old"]
 
     run(go, backend)
 
@@ -243,8 +263,8 @@ def test_texts_and_names_round_trip_exactly(backend: Backend) -> None:
         assert [rows[h] for h in hosts if h != "web1"] == [s for s in sent if s.host != "web1"]
         bumped = rows["web1"]  # the result is newer: its texts replace the scheduler's
         assert (bumped.output, bumped.ack_comment, bumped.last_check) == (tricky, tricky, 2e9)
-        [entry] = (await store.history("web1", "HTTP", 0, 10))[1]
-        assert entry["output"] == tricky and entry["perfdata"][0]["value"] == 1e-300
+        [entry] = results((await store.history("web1", "HTTP", 0, 10))[1])
+        assert entry.output == tricky and entry.perfdata[0].value == 1e-300
 
     run(go, backend)
 
@@ -292,10 +312,11 @@ def test_events_are_idempotent_and_history_merges_them_newest_first(backend: Bac
         await store.ingest(batch([result("3", finished=400)]))
         total, items = await store.history("web1", "HTTP", 0, 100)
         assert total == 6
-        assert [(i["type"], i.get("result_id") or i["event_id"]) for i in items] == [
+        assert [(i.type, entry_id(i)) for i in items] == [
             ("event", "e-ok"), ("result", "result-3"), ("event", "e-ack"),
             ("event", "e-crit"), ("result", "result-2"), ("result", "result-1")]
-        assert items[2]["kind"] == "ack" and items[2]["state"] is None
+        assert isinstance(ack := items[2], EventEntry)
+        assert ack.kind == "ack" and ack.state is None
         _, page = await store.history("web1", "HTTP", 2, 3)
         assert page == items[2:5]
         assert await store.history("web1", "nothing", 0, 10) == (0, [])
@@ -315,7 +336,7 @@ def test_purge_keeps_the_current_result_and_forgets_old_ids(backend: Backend) ->
         assert await store.purge(older_than=5000) == 3
         total, items = await store.history("web1", "HTTP", 0, 10)
         assert total == 2
-        assert [i.get("result_id") or i["event_id"] for i in items] == ["e2", "result-3"]
+        assert [entry_id(i) for i in items] == ["e2", "result-3"]
         # The ids were received at 1000: forgotten, so a resent result counts again.
         reply = await store.ingest(batch([result("4", rc=0, finished=9000)]))
         assert (reply.duplicates, reply.only_bumped) == (0, 1)

@@ -69,7 +69,7 @@ from shinha.errors import (
     DatabaseUnreachable,
     StorageError,
 )
-from shinha.wire import IngestBatch, IngestReply, StateRow
+from shinha.wire import HistoryEntry, IngestBatch, IngestReply, StateRow
 
 log = logging.getLogger(__name__)
 T = TypeVar("T")
@@ -418,7 +418,7 @@ class MariadbStore(Store):
         return await self._read(read, replica)
 
     async def history(self, host: str, service: str, offset: int, limit: int, *,
-                      replica: Node | None = None) -> tuple[int, list[dict[str, Any]]]:
+                      replica: Node | None = None) -> tuple[int, list[HistoryEntry]]:
         check_page(offset, limit)
         return await self._read(lambda s: _history(s, host, service, offset, limit), replica)
 
@@ -518,7 +518,7 @@ async def _purge_chunk(s: Session, older_than: float) -> tuple[int, bool]:
 
 
 async def _history(s: Session, host: str, service: str, offset: int,
-                   limit: int) -> tuple[int, list[dict[str, Any]]]:
+                   limit: int) -> tuple[int, list[HistoryEntry]]:
     current = await s.fetchone("SELECT id, res_row, res_hits, res_time FROM states "
                                "WHERE host = %s AND service = %s", (host, service))
     check_id, res_row, res_hits, res_time = current or (-1, None, 0, 0.0)

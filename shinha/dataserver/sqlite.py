@@ -25,23 +25,27 @@ from shinha.dataserver.store import (
     MIGRATIONS,
     PROBLEM_STATES,
     RESULT_COLUMNS,
+    RESULT_INSERT_COLUMNS,
     STATE_COLUMNS,
     STORE_SCHEMA_VERSION,
     Baseline,
+    ColumnTypes,
     IngestPlan,
     Key,
     Store,
     check_page,
     check_schema_version,
+    column_defs,
     event_params,
     first_state,
     history_entries,
     plan_ingest,
+    result_params,
     state_from_record,
     state_params,
 )
 from shinha.errors import StorageError
-from shinha.wire import IngestBatch, IngestReply, StateRow
+from shinha.wire import Event, HistoryEntry, IngestBatch, IngestReply, StateRow
 
 T = TypeVar("T")
 
@@ -54,21 +58,18 @@ ID_RETENTION = 86_400.0
 #: Rows per purge transaction, so that ingests interleave with a long purge.
 PURGE_CHUNK = 5_000
 
+#: How SQLite stores the fields of a StateRow or an Event.
+COLUMN_TYPES = ColumnTypes(integer="INTEGER", real="REAL", boolean="INTEGER", text="TEXT",
+                           choice="TEXT", json="TEXT")
 # Types and statements stay close to what MariaDB takes too; the SQLite-only parts are
-# WITHOUT ROWID (InnoDB clusters on the primary key anyway) and the upsert below.
-SCHEMA = """
+# WITHOUT ROWID (InnoDB clusters on the primary key anyway) and the upsert below. The
+# columns that carry a StateRow or an Event come from the model (store.column_defs).
+SCHEMA = f"""
 CREATE TABLE meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
 CREATE TABLE counters (name TEXT PRIMARY KEY, value INTEGER NOT NULL);
 CREATE TABLE states (
     id INTEGER PRIMARY KEY,
-    host TEXT NOT NULL, service TEXT NOT NULL,
-    state INTEGER NOT NULL, state_type TEXT NOT NULL, attempt INTEGER NOT NULL,
-    last_check REAL NOT NULL, last_state_change REAL NOT NULL,
-    last_hard_state INTEGER NOT NULL, last_hard_state_change REAL NOT NULL,
-    output TEXT NOT NULL, long_output TEXT NOT NULL, perfdata TEXT NOT NULL,
-    acknowledged INTEGER NOT NULL, ack_author TEXT NOT NULL, ack_comment TEXT NOT NULL,
-    ack_sticky INTEGER NOT NULL, downtimes TEXT NOT NULL, last_result_id TEXT NOT NULL,
-    updated_at REAL NOT NULL DEFAULT 0,
+    {column_defs(StateRow, COLUMN_TYPES, {"updated_at": "REAL NOT NULL DEFAULT 0"})},
     res_row INTEGER, res_sig TEXT NOT NULL DEFAULT '',
     res_hits INTEGER NOT NULL DEFAULT 0, res_time REAL NOT NULL DEFAULT 0
 );
@@ -91,10 +92,7 @@ CREATE TABLE seen_results (
 CREATE INDEX seen_results_age ON seen_results (received);
 CREATE TABLE events (
     id INTEGER PRIMARY KEY,
-    event_id TEXT NOT NULL UNIQUE, time REAL NOT NULL,
-    host TEXT NOT NULL, service TEXT NOT NULL, kind TEXT NOT NULL, state INTEGER,
-    state_type TEXT NOT NULL, attempt INTEGER NOT NULL, output TEXT NOT NULL,
-    detail TEXT NOT NULL
+    {column_defs(Event, COLUMN_TYPES, {"event_id": "TEXT NOT NULL UNIQUE"})}
 );
 CREATE INDEX events_history ON events (host, service, time);
 CREATE INDEX events_age ON events (time);
@@ -112,9 +110,8 @@ UPSERT_STATE = (INSERT_STATE + " ON CONFLICT (host, service) DO UPDATE SET "
                 # A row older than the stored one (a scheduler that lost its part and does not
                 # know it yet) never overwrites a newer one.
                 + " WHERE excluded.updated_at >= states.updated_at")
-INSERT_RESULT = ("INSERT INTO results (check_id, result_id, time, last_seen, hits, return_code,"
-                 " output, long_output, perfdata, started, latency, timed_out, passive, poller)"
-                 " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)")
+INSERT_RESULT = (f"INSERT INTO results ({', '.join(RESULT_INSERT_COLUMNS)}) "
+                 f"VALUES ({', '.join('?' * len(RESULT_INSERT_COLUMNS))})")
 INSERT_EVENT = (f"INSERT INTO events ({', '.join(EVENT_COLUMNS)}) "
                 f"VALUES ({', '.join('?' * len(EVENT_COLUMNS))})")
 BASELINE = ("SELECT id, res_row, res_sig, res_hits, res_time, last_check FROM states "
@@ -333,7 +330,7 @@ class SqliteStore(Store):
         return await self._call(lambda conn: _page(conn, where, params, order, offset, limit))
 
     async def history(self, host: str, service: str, offset: int,
-                      limit: int) -> tuple[int, list[dict[str, Any]]]:
+                      limit: int) -> tuple[int, list[HistoryEntry]]:
         check_page(offset, limit)
         return await self._call(lambda conn: _history(conn, host, service, offset, limit))
 
@@ -393,15 +390,12 @@ def _apply(conn: sqlite3.Connection, plan: IngestPlan, now: float) -> None:
             assert newest is not None, "a check's first result is always its newest"
             check_id = conn.execute(INSERT_STATE, first_state(newest.result, newest.time,
                                                               newest.perfdata)).lastrowid
+            assert check_id is not None, "an INSERT gives its row id"
         if check.retire is not None and check.base.row is not None:
             retired.append((check.retire[0], check.retire[1], check.base.row))
         res_row = check.base.row
         for index, row in enumerate(check.rows):
-            r = row.result
-            cursor = conn.execute(INSERT_RESULT, (
-                check_id, r.result_id, row.time, row.last_seen, row.hits, r.return_code,
-                r.output, r.long_output, row.perfdata, r.started, r.latency, int(r.timed_out),
-                int(r.passive), r.poller))
+            cursor = conn.execute(INSERT_RESULT, result_params(check_id, row))
             if index == check.current:
                 res_row = cursor.lastrowid
         data = ((newest.result.output, newest.result.long_output, newest.perfdata,
@@ -442,7 +436,7 @@ def _page(conn: sqlite3.Connection, where: list[str], params: list[Any], order: 
 
 
 def _history(conn: sqlite3.Connection, host: str, service: str, offset: int,
-             limit: int) -> tuple[int, list[dict[str, Any]]]:
+             limit: int) -> tuple[int, list[HistoryEntry]]:
     current = conn.execute("SELECT id, res_row, res_hits, res_time FROM states "
                            "WHERE host = ? AND service = ?", (host, service)).fetchone()
     check_id, res_row, res_hits, res_time = current or (-1, None, 0, 0.0)

@@ -12,22 +12,27 @@ from __future__ import annotations
 
 import hashlib
 import json
+import operator
+import types
+import typing
 from abc import ABC, abstractmethod
-from collections.abc import Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from types import TracebackType
 from typing import Any, Self
 
-from pydantic import TypeAdapter
+from pydantic import BaseModel, TypeAdapter
 
 from shinha.errors import StorageError
 from shinha.wire import (
     CheckResult,
-    Downtime,
     Event,
+    EventEntry,
+    HistoryEntry,
     IngestBatch,
     IngestReply,
     PerfDatum,
+    ResultEntry,
     StateRow,
 )
 
@@ -41,20 +46,19 @@ PROBLEM_STATES = (1, 2, 3)
 Key = tuple[str, str]
 
 _PERFDATA = TypeAdapter(list[PerfDatum])
-_DOWNTIMES = TypeAdapter(list[Downtime])
 
-#: Columns of the current-state table that carry a StateRow, in StateRow's order.
-STATE_COLUMNS = ("host", "service", "state", "state_type", "attempt", "last_check",
-                 "last_state_change", "last_hard_state", "last_hard_state_change", "output",
-                 "long_output", "perfdata", "acknowledged", "ack_author", "ack_comment",
-                 "ack_sticky", "downtimes", "last_result_id", "updated_at")
-#: Columns of the results table that history() shows.
-RESULT_COLUMNS = ("id", "result_id", "time", "last_seen", "hits", "return_code", "output",
-                  "long_output", "perfdata", "started", "latency", "timed_out", "passive",
-                  "poller")
-#: Columns of the events table, in Event's order.
-EVENT_COLUMNS = ("event_id", "time", "host", "service", "kind", "state", "state_type",
-                 "attempt", "output", "detail")
+#: Columns of the current-state table that carry a StateRow: its fields, in its order.
+STATE_COLUMNS = tuple(StateRow.model_fields)
+#: Columns of the events table: Event's fields, in its order.
+EVENT_COLUMNS = tuple(Event.model_fields)
+#: Where a results column is named otherwise than in a ResultEntry: a result's state is its
+#: return code.
+_RESULT_NAMES = {"state": "return_code"}
+#: Columns of the results table that history() shows: the row id, then a ResultEntry's.
+RESULT_COLUMNS = ("id", *(_RESULT_NAMES.get(f, f) for f in ResultEntry.model_fields
+                          if f != "type"))
+#: The columns a result row is inserted with: its check, then what history() shows.
+RESULT_INSERT_COLUMNS = ("check_id", *RESULT_COLUMNS[1:])
 
 
 class Store(ABC):
@@ -98,7 +102,7 @@ class Store(ABC):
 
     @abstractmethod
     async def history(self, host: str, service: str, offset: int,
-                      limit: int) -> tuple[int, list[dict[str, Any]]]:
+                      limit: int) -> tuple[int, list[HistoryEntry]]:
         """Return the number of result rows and events of a check and one page, newest first."""
 
     @abstractmethod
@@ -175,58 +179,64 @@ def result_time(result: CheckResult, now: float) -> float:
 
 def state_params(row: StateRow) -> tuple[Any, ...]:
     """Return the STATE_COLUMNS values of a StateRow."""
-    return (row.host, row.service, row.state, row.state_type, row.attempt, row.last_check,
-            row.last_state_change, row.last_hard_state, row.last_hard_state_change, row.output,
-            row.long_output, perfdata_json(row.perfdata), int(row.acknowledged),
-            row.ack_author, row.ack_comment, int(row.ack_sticky),
-            _DOWNTIMES.dump_json(row.downtimes).decode(), row.last_result_id, row.updated_at)
+    values = list(_state_values(row))
+    for i, encode in _STATE_STORED:
+        values[i] = encode(values[i])
+    return tuple(values)
 
 
 def state_from_record(record: Sequence[Any]) -> StateRow:
     """Build a StateRow from STATE_COLUMNS values."""
     values = dict(zip(STATE_COLUMNS, record, strict=True))
-    values["perfdata"] = json.loads(values["perfdata"])
-    values["downtimes"] = json.loads(values["downtimes"])
-    values["acknowledged"] = bool(values["acknowledged"])
-    values["ack_sticky"] = bool(values["ack_sticky"])
+    for name, decode in _STATE_READ:
+        values[name] = decode(values[name])
     return StateRow.model_validate(values)
 
 
 def first_state(result: CheckResult, at: float, perf_json: str) -> tuple[Any, ...]:
     """Return the STATE_COLUMNS values of a check first known from a result, not a StateRow."""
     rc = result.return_code
-    return (result.host, result.service, rc, "HARD", 1, at, at, rc, at, result.output,
-            result.long_output, perf_json, 0, "", "", 0, "[]", result.result_id, 0.0)
+    given = {"host": result.host, "service": result.service, "state": rc, "state_type": "HARD",
+             "attempt": 1, "last_check": at, "last_state_change": at, "last_hard_state": rc,
+             "last_hard_state_change": at, "output": result.output,
+             "long_output": result.long_output, "perfdata": perf_json,
+             "last_result_id": result.result_id}
+    return tuple([given.get(name, default) for name, default in _STATE_DEFAULTS])
 
 
 def event_params(event: Event) -> tuple[Any, ...]:
     """Return the EVENT_COLUMNS values of an Event."""
-    return (event.event_id, event.time, event.host, event.service, event.kind, event.state,
-            event.state_type, event.attempt, event.output, event.detail)
+    values: tuple[Any, ...] = _event_values(event)
+    return values
 
 
-def result_entry(record: Sequence[Any]) -> dict[str, Any]:
+def result_params(check_id: int, row: NewRow) -> tuple[Any, ...]:
+    """Return the RESULT_INSERT_COLUMNS values of a new result row (written out: it runs for
+    every result stored; tests/test_store_rows.py checks it against the columns)."""
+    r = row.result
+    return (check_id, r.result_id, row.time, row.last_seen, row.hits, r.return_code, r.output,
+            r.long_output, row.perfdata, r.started, r.latency, int(r.timed_out),
+            int(r.passive), r.poller)
+
+
+def result_entry(record: Sequence[Any]) -> ResultEntry:
     """Build a history entry from RESULT_COLUMNS values."""
-    entry = dict(zip(RESULT_COLUMNS, record, strict=True))
-    del entry["id"]
-    entry["type"] = "result"
-    entry["state"] = entry.pop("return_code")
-    entry["perfdata"] = json.loads(entry["perfdata"])
-    entry["timed_out"] = bool(entry["timed_out"])
-    entry["passive"] = bool(entry["passive"])
-    return entry
+    values = dict(zip(RESULT_COLUMNS, record, strict=True))
+    del values["id"]
+    for name, column in _RESULT_NAMES.items():
+        values[name] = values.pop(column)
+    values["perfdata"] = json.loads(values["perfdata"])
+    return ResultEntry.model_validate(values)
 
 
-def event_entry(record: Sequence[Any]) -> dict[str, Any]:
+def event_entry(record: Sequence[Any]) -> EventEntry:
     """Build a history entry from EVENT_COLUMNS values."""
-    entry = dict(zip(EVENT_COLUMNS, record, strict=True))
-    entry["type"] = "event"
-    return entry
+    return EventEntry.model_validate(dict(zip(EVENT_COLUMNS, record, strict=True)))
 
 
 def history_entries(page: Sequence[Sequence[Any]], results: Sequence[Sequence[Any]],
                     events: Sequence[Sequence[Any]],
-                    current: tuple[int | None, int, float]) -> list[dict[str, Any]]:
+                    current: tuple[int | None, int, float]) -> list[HistoryEntry]:
     """Build one history page.
 
     `page` holds (source "r" or "e", row id, time) in page order, `results` the
@@ -234,14 +244,108 @@ def history_entries(page: Sequence[Sequence[Any]], results: Sequence[Sequence[An
     `current` the check's (res_row, res_hits, res_time).
     """
     res_row, res_hits, res_time = current
-    by_result: dict[int, dict[str, Any]] = {}
+    by_result: dict[int, ResultEntry] = {}
     for record in results:
         entry = by_result[record[0]] = result_entry(record)
         if record[0] == res_row:
             # The row a check stands on is counted live in its state row, not in place.
-            entry["hits"], entry["last_seen"] = res_hits, res_time
+            entry.hits, entry.last_seen = res_hits, res_time
     by_event = {record[0]: event_entry(record[1:]) for record in events}
     return [by_result[i] if src == "r" else by_event[i] for src, i, _ in page]
+
+
+# --- columns from the models --------------------------------------------------------------
+
+
+@dataclass(frozen=True, slots=True)
+class ColumnTypes:
+    """How one database spells the column type of a model's field, by the field's type."""
+
+    integer: str
+    real: str
+    boolean: str
+    text: str
+    #: A Literal: one of a few short words.
+    choice: str
+    #: A list, stored as JSON text.
+    json: str
+
+
+def column_defs(model: type[BaseModel], types: ColumnTypes,
+                special: Mapping[str, str] | None = None) -> str:
+    """The column definitions of `model`'s fields, in its order: `name TYPE NOT NULL`, the
+    type from the field's annotation (no NOT NULL when it admits None), or `name` and its
+    entry in `special` (an indexed name's length, a default a migration needs)."""
+    special = dict(special or {})
+    unknown = set(special) - set(model.model_fields)
+    if unknown:
+        raise ValueError(f"{model.__name__} has no field {', '.join(sorted(unknown))}")
+    defs = []
+    for name, info in model.model_fields.items():
+        if name in special:
+            defs.append(f"{name} {special[name]}")
+            continue
+        kind, nullable = _kind(info.annotation)
+        defs.append(f"{name} {getattr(types, kind)}{'' if nullable else ' NOT NULL'}")
+    return ", ".join(defs)
+
+
+def _kind(annotation: Any) -> tuple[str, bool]:
+    """The ColumnTypes attribute a field's annotation is stored as, and whether it admits
+    None."""
+    nullable = False
+    if typing.get_origin(annotation) in (typing.Union, types.UnionType):
+        members = [a for a in typing.get_args(annotation) if a is not type(None)]
+        nullable = len(members) < len(typing.get_args(annotation))
+        (annotation,) = members
+    if typing.get_origin(annotation) is typing.Annotated:
+        annotation = typing.get_args(annotation)[0]
+    origin = typing.get_origin(annotation)
+    if origin is typing.Literal:
+        return "choice", nullable
+    if origin is list:
+        return "json", nullable
+    for python, kind in ((bool, "boolean"), (int, "integer"), (float, "real"), (str, "text")):
+        if annotation is python:
+            return kind, nullable
+    raise TypeError(f"no column type for {annotation!r}")
+
+
+#: How a value goes into a column, or comes out of one.
+Convert = Callable[[Any], Any]
+
+
+def _stored(model: type[BaseModel], columns: tuple[str, ...]
+            ) -> tuple[list[tuple[int, Convert]], list[tuple[str, Convert]]]:
+    """How the fields not stored as they are go in (by column index) and come out (by
+    name): a list as JSON text, a bool as 0 or 1 (neither database has a boolean). Worked out
+    once, at import."""
+    into: list[tuple[int, Convert]] = []
+    out: list[tuple[str, Convert]] = []
+    for i, name in enumerate(columns):
+        annotation = model.model_fields[name].annotation
+        kind, _ = _kind(annotation)
+        if kind == "json":
+            into.append((i, _json_text(TypeAdapter(annotation or Any))))
+            out.append((name, json.loads))
+        elif kind == "boolean":
+            into.append((i, int))
+            out.append((name, bool))
+    return into, out
+
+
+def _json_text(adapter: TypeAdapter[Any]) -> Convert:
+    def dump(value: Any) -> str:
+        return adapter.dump_json(value).decode()
+
+    return dump
+
+
+_state_values = operator.attrgetter(*STATE_COLUMNS)
+_event_values = operator.attrgetter(*EVENT_COLUMNS)
+_STATE_STORED, _STATE_READ = _stored(StateRow, STATE_COLUMNS)
+#: (column, stored value) of a StateRow left at its defaults.
+_STATE_DEFAULTS = tuple(zip(STATE_COLUMNS, state_params(StateRow(host="")), strict=True))
 
 
 # --- the ingest plan -----------------------------------------------------------------------

@@ -18,6 +18,7 @@ from shinha.dataserver.store import (
     Key,
     event_params,
     first_state,
+    result_params,
     state_params,
 )
 from shinha.db import schema
@@ -47,15 +48,8 @@ def known_checks(plan: IngestPlan) -> dict[Key, int]:
 
 def result_rows(plan: IngestPlan, check_ids: dict[Key, int]) -> list[str]:
     """INSERTs of the new result rows, returning (id, result_id)."""
-    rows = []
-    for check in plan.checks:
-        check_id = check_ids[check.key]
-        for row in check.rows:
-            r = row.result
-            rows.append(literal(schema.RESULT_ROW, (
-                check_id, r.result_id, row.time, row.last_seen, row.hits, r.return_code,
-                r.output, r.long_output, row.perfdata, r.started, r.latency, int(r.timed_out),
-                int(r.passive), r.poller)))
+    rows = [literal(schema.RESULT_ROW, result_params(check_ids[check.key], row))
+            for check in plan.checks for row in check.rows]
     return pack(rows, ", ", schema.INSERT_RESULTS, " RETURNING id, result_id")
 
 

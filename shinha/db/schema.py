@@ -2,8 +2,10 @@
 
 The tables, columns and indexes are SQLite's (shinha/dataserver/sqlite.py) with MariaDB
 types, plus `shinha_fence`: one row holding the database epoch that every write transaction
-checks (shinha/db/fence.py). Column lists come from shinha/dataserver/store.py, and a test
-compares the two schemas column by column, so the backends cannot drift apart unseen.
+checks (shinha/db/fence.py). The columns of the states and events tables are made from their
+models (StateRow, Event: store.column_defs), the column lists of the statements come from
+shinha/dataserver/store.py, and a test compares the two schemas column by column, so the
+backends cannot drift apart unseen.
 
 Names and ids are compared byte for byte, as SQLite does: the collation is utf8mb4_nopad_bin
 (`Web1` is not `web1`, `a ` is not `a`). Texts that a plugin or an operator writes are
@@ -16,18 +18,34 @@ from shinha.dataserver.store import (
     COUNTERS,
     EVENT_COLUMNS,
     MIGRATIONS,
-    RESULT_COLUMNS,
+    RESULT_INSERT_COLUMNS,
     STATE_COLUMNS,
     STORE_SCHEMA_VERSION,
+    ColumnTypes,
     check_schema_version,
+    column_defs,
 )
 from shinha.db.conn import Session
 from shinha.errors import StorageError
+from shinha.wire import Event, StateRow
 
 _TABLE = " ENGINE=InnoDB DEFAULT CHARSET=utf8mb4 COLLATE=utf8mb4_nopad_bin"
 #: Longest host, service, event id (an index on host and service stays under InnoDB's 3072
 #: bytes in utf8mb4).
 NAME = "VARCHAR(255)"
+#: How MariaDB stores the fields of a StateRow or an Event: texts that a plugin or an
+#: operator writes are MEDIUMTEXT, a choice among a few words VARCHAR(16).
+COLUMN_TYPES = ColumnTypes(integer="INTEGER", real="DOUBLE", boolean="TINYINT",
+                           text="MEDIUMTEXT", choice="VARCHAR(16)", json="MEDIUMTEXT")
+#: The StateRow columns whose type is not the one of their kind: indexed names, short texts,
+#: a column added by a migration.
+STATE_SPECIAL = {"host": f"{NAME} NOT NULL", "service": f"{NAME} NOT NULL",
+                 "ack_author": "TEXT NOT NULL", "ack_comment": "TEXT NOT NULL",
+                 "last_result_id": "VARCHAR(255) NOT NULL",
+                 "updated_at": "DOUBLE NOT NULL DEFAULT 0"}
+EVENT_SPECIAL = {"event_id": f"{NAME} NOT NULL", "host": f"{NAME} NOT NULL",
+                 "service": f"{NAME} NOT NULL", "kind": "VARCHAR(32) NOT NULL",
+                 "state_type": "VARCHAR(16) NOT NULL"}
 
 #: Table name -> its CREATE statement, in the order they are made: meta first, so that a
 #: creation cut short is completed at the next start instead of refused as a foreign database.
@@ -38,15 +56,7 @@ TABLES: dict[str, str] = {
                 "value BIGINT NOT NULL)" + _TABLE,
     "states": f"""CREATE TABLE IF NOT EXISTS states (
         id BIGINT NOT NULL AUTO_INCREMENT PRIMARY KEY,
-        host {NAME} NOT NULL, service {NAME} NOT NULL,
-        state INTEGER NOT NULL, state_type VARCHAR(16) NOT NULL, attempt INTEGER NOT NULL,
-        last_check DOUBLE NOT NULL, last_state_change DOUBLE NOT NULL,
-        last_hard_state INTEGER NOT NULL, last_hard_state_change DOUBLE NOT NULL,
-        output MEDIUMTEXT NOT NULL, long_output MEDIUMTEXT NOT NULL, perfdata MEDIUMTEXT NOT NULL,
-        acknowledged TINYINT NOT NULL, ack_author TEXT NOT NULL, ack_comment TEXT NOT NULL,
-        ack_sticky TINYINT NOT NULL, downtimes MEDIUMTEXT NOT NULL,
-        last_result_id VARCHAR(255) NOT NULL,
-        updated_at DOUBLE NOT NULL DEFAULT 0,
+        {column_defs(StateRow, COLUMN_TYPES, STATE_SPECIAL)},
         res_row BIGINT NULL, res_sig VARCHAR(64) NOT NULL DEFAULT '',
         res_hits BIGINT NOT NULL DEFAULT 0, res_time DOUBLE NOT NULL DEFAULT 0,
         UNIQUE KEY states_key (host, service),
@@ -70,10 +80,7 @@ TABLES: dict[str, str] = {
     )""" + _TABLE,
     "events": f"""CREATE TABLE IF NOT EXISTS events (
         id BIGINT NOT NULL AUTO_INCREMENT PRIMARY KEY,
-        event_id {NAME} NOT NULL, time DOUBLE NOT NULL,
-        host {NAME} NOT NULL, service {NAME} NOT NULL, kind VARCHAR(32) NOT NULL,
-        state INTEGER NULL, state_type VARCHAR(16) NOT NULL, attempt INTEGER NOT NULL,
-        output MEDIUMTEXT NOT NULL, detail MEDIUMTEXT NOT NULL,
+        {column_defs(Event, COLUMN_TYPES, EVENT_SPECIAL)},
         UNIQUE KEY events_event_id (event_id),
         KEY events_history (host, service, time),
         KEY events_age (time)
@@ -110,8 +117,6 @@ UPSERT_STATES_TAIL = (" ON DUPLICATE KEY UPDATE "
                                   if c not in ("last_check", "updated_at"))
                       + f", last_check = IF({_NEWER}, GREATEST(last_check, VALUES(last_check)),"
                       " last_check), updated_at = GREATEST(updated_at, VALUES(updated_at))")
-#: The columns a result row is inserted with: its check, then what history() shows.
-RESULT_INSERT_COLUMNS = ("check_id", *RESULT_COLUMNS[1:])
 RESULT_ROW = "(" + ", ".join(["%s"] * len(RESULT_INSERT_COLUMNS)) + ")"
 INSERT_RESULTS = f"INSERT INTO results ({', '.join(RESULT_INSERT_COLUMNS)}) VALUES "
 EVENT_ROW = "(" + ", ".join(["%s"] * len(EVENT_COLUMNS)) + ")"

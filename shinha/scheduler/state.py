@@ -15,6 +15,8 @@ from shinha.ids import new_id
 from shinha.wire import Downtime, Event, PerfDatum, StateRow
 
 PENDING = 4
+#: The fields a CheckState shares with a StateRow: all of StateRow's, host and service first.
+ROW_FIELDS = tuple(StateRow.model_fields)
 SERVICE_STATES = ("OK", "WARNING", "CRITICAL", "UNKNOWN", "PENDING")
 HOST_STATES = ("UP", "DOWN", "UNREACHABLE", "UNREACHABLE", "PENDING")
 
@@ -26,7 +28,9 @@ def host_state(return_code: int) -> int:
 
 @dataclass(slots=True)
 class CheckState:
-    """What the scheduler knows of one host (service "") or service right now."""
+    """What the scheduler knows of one host (service "") or service right now: the fields of
+    a StateRow, by the same names, in the same order (tests/test_scheduler_state.py holds
+    them to it), and max_attempts, the scheduler's own."""
 
     host: str
     service: str
@@ -61,37 +65,17 @@ class CheckState:
         return any(d.start <= now < d.end for d in self.downtimes)
 
     def row(self) -> StateRow:
-        return StateRow(
-            host=self.host, service=self.service, state=self.state,
-            state_type=self.state_type,
-            attempt=self.attempt, last_check=self.last_check,
-            last_state_change=self.last_state_change, last_hard_state=self.last_hard_state,
-            last_hard_state_change=self.last_hard_state_change, output=self.output,
-            long_output=self.long_output, perfdata=self.perfdata,
-            acknowledged=self.acknowledged, ack_author=self.ack_author,
-            ack_comment=self.ack_comment, ack_sticky=self.ack_sticky,
-            downtimes=self.downtimes, last_result_id=self.last_result_id,
-            updated_at=self.updated_at)
+        # pydantic reads StateRow's fields from this object's attributes of the same names.
+        return StateRow.model_validate(self, from_attributes=True)
 
     def resume(self, row: StateRow) -> None:
         """Take the stored state of this host or service (after a failover or a restart)."""
-        self.state = row.state
-        self.state_type = row.state_type
+        stored = vars(row)
+        for name in ROW_FIELDS[2:]:  # all but the key (host, service)
+            setattr(self, name, stored[name])
         self.attempt = min(max(1, row.attempt), self.max_attempts)
-        self.last_check = row.last_check
-        self.last_state_change = row.last_state_change
-        self.last_hard_state = row.last_hard_state
-        self.last_hard_state_change = row.last_hard_state_change
-        self.output = row.output
-        self.long_output = row.long_output
         self.perfdata = list(row.perfdata)
-        self.acknowledged = row.acknowledged
-        self.ack_author = row.ack_author
-        self.ack_comment = row.ack_comment
-        self.ack_sticky = row.ack_sticky
         self.downtimes = list(row.downtimes)
-        self.last_result_id = row.last_result_id
-        self.updated_at = row.updated_at
 
     def name(self, state: int | None = None) -> str:
         value = self.state if state is None else state
@@ -183,3 +167,4 @@ class CheckState:
                      kind=kind,
                      state=self.state, state_type=self.state_type, attempt=self.attempt,
                      output=output, detail=detail)
+

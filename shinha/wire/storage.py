@@ -3,7 +3,7 @@ events."""
 
 from __future__ import annotations
 
-from typing import Any, Literal
+from typing import Annotated, Literal
 
 from pydantic import Field
 
@@ -99,13 +99,43 @@ class StatePage(Wire):
                               "behind the primary, seconds.")
 
 
+class ResultEntry(Finite):
+    """A stored result in a check's history: `hits` results alike (only new data) folded into
+    one row, the first at `time`, the last at `last_seen`."""
+
+    type: Literal["result"] = "result"
+    result_id: str
+    time: float
+    last_seen: float
+    hits: Int64
+    state: int = Field(description="The result's return code.")
+    output: str
+    long_output: str
+    perfdata: list[PerfDatum]
+    started: float
+    latency: float
+    timed_out: bool
+    passive: bool
+    poller: str
+
+
+class EventEntry(Event):
+    """An event in a check's history."""
+
+    type: Literal["event"] = "event"
+
+
+#: One item of a check's history: a stored result or an event, told apart by `type`.
+HistoryEntry = Annotated[ResultEntry | EventEntry, Field(discriminator="type")]
+
+
 class HistoryPage(Wire):
     """One page of a check's history, newest first (`GET /api/…/history`)."""
 
     total: int
     offset: int
     limit: int
-    items: list[dict[str, Any]]
+    items: list[HistoryEntry]
     served_by: str = ""
     lag: float | None = None
 
