@@ -5,18 +5,36 @@ breaks a test here rather than a peer in production."""
 from __future__ import annotations
 
 import json
+from pathlib import Path
 from typing import Any
 
 import pytest
 from pydantic import ValidationError
 
+from shinha.daemon.journal import done_line, put_line
+from shinha.poller.daemon import journal_item, result_batch
+from shinha.receiver.deadletter import DeadLetters
+from shinha.receiver.forward import queue_item
+from shinha.scheduler.items import pull_reply
 from shinha.wire import (
     OWNS_BY_ROLE,
     ROLES,
     ArbiterOwns,
+    CheckJob,
+    CheckResult,
+    DeadLetter,
     ElectionView,
+    ExternalCommand,
+    JournalDone,
+    JournalPut,
+    PerfDatum,
+    PollerJournalItem,
     PollerOwns,
+    PullReply,
+    QueuedCommand,
+    QueuedResult,
     ReceiverOwns,
+    ResultBatch,
     SchedulerOwns,
     StatusReply,
 )
@@ -80,3 +98,74 @@ def test_owns_of_another_role_or_an_unknown_key_is_refused() -> None:
     with pytest.raises(ValidationError):
         StatusReply.model_validate({**STATUS, "role": "receiver",
                                     "owns": {**RECEIVER_OWNS, "surprise": 1}})
+
+
+# --- bodies built by hand -----------------------------------------------------------------
+
+
+def check_result(n: int = 0, **changes: Any) -> CheckResult:
+    values: dict[str, Any] = dict(
+        result_id=f"result-{n:04d}", job_id=f"job-{n}", host="h\u00f4te \"1\"",
+        service="svc\\n", return_code=n % 4, output="OK \u00e9t\u00e9 | a=1",
+        long_output="line 2\nline 3", perfdata=[PerfDatum(label="a", value=1.5e-300,
+                                                            uom="s", warn="2", min=0.0)],
+        started=1_700_000_000.125, finished=1_700_000_001.5, latency=0.25, poller="poller-1")
+    values.update(changes)
+    return CheckResult.model_validate(values)
+
+
+def test_poller_result_batch_is_a_result_batch() -> None:
+    results = [check_result(n) for n in range(3)]
+    body = result_batch("poller \"x\"", [r.model_dump_json() for r in results])
+    assert ResultBatch.model_validate_json(body) == ResultBatch(poller="poller \"x\"",
+                                                                results=results)
+    assert ResultBatch.model_validate_json(result_batch("p", [])).results == []
+
+
+def test_poller_journal_item_is_a_poller_journal_item() -> None:
+    result = check_result()
+    line = put_line(result.result_id, journal_item(result.model_dump_json(), "sched\u00fcler"))
+    put = JournalPut.model_validate_json(line)
+    assert put.put == result.result_id
+    # Replayed, it comes back as json.loads gives it: the poller validates it then.
+    assert PollerJournalItem.model_validate(put.item) == PollerJournalItem(
+        result=result, scheduler="sched\u00fcler")
+
+
+def test_scheduler_pull_reply_is_a_pull_reply() -> None:
+    jobs = [CheckJob(job_id=f"j{n}", host="h", service=f"s{n}", command_line="x \"y\"",
+                     timeout=10.0, due=float(n)) for n in range(3)]
+    body = pull_reply([j.model_dump_json() for j in jobs])
+    assert PullReply.model_validate_json(body) == PullReply(jobs=jobs)
+
+
+def test_journal_lines_are_journal_puts_and_dones() -> None:
+    line = put_line("k\u00e9y \"1\"", {"result": {"a": [1, 2.5, None]}})
+    assert JournalPut.model_validate_json(line) == JournalPut(
+        put="k\u00e9y \"1\"", item={"result": {"a": [1, 2.5, None]}})
+    assert JournalDone.model_validate_json(done_line("k\u00e9y")) == JournalDone(
+        done="k\u00e9y")
+
+
+def test_receiver_queue_items_are_queued_results_and_commands() -> None:
+    result = check_result(passive=True)
+    command = ExternalCommand(command_id="c-1", name="ACKNOWLEDGE_SVC_PROBLEM", host="h",
+                              service="s", args=["1", "alice", "on it"], entry_time=5.0)
+    assert QueuedResult.model_validate(queue_item(result)).result == result
+    assert QueuedCommand.model_validate(queue_item(command)).command == command
+    # receiver/daemon.py puts {"result": …model_dump(mode="json")} itself: the same item.
+    assert queue_item(result) == {"result": result.model_dump(mode="json")}
+    assert queue_item(command) == {"command": command.model_dump(mode="json")}
+
+
+def test_dead_letter_lines_are_dead_letters(tmp_path: Path) -> None:
+    dead = DeadLetters(tmp_path / "deadletter.jsonl", "receiver-1")
+    poison = {"result": {"host": "", "return_code": 9, "odd": float("nan")}}
+    dead.add("k1", poison, "invalid in the queue: result.host", 12.5)
+    dead.add("k2", queue_item(check_result()), "refused by scheduler s", 13.0)
+    first, second = (DeadLetter.model_validate_json(line) for line in
+                     (tmp_path / "deadletter.jsonl").read_text().splitlines())
+    assert (first.id, first.time, first.reason) == ("k1", 12.5,
+                                                   "invalid in the queue: result.host")
+    assert first.item == {"result": {"host": "", "return_code": 9, "odd": None}}
+    assert QueuedResult.model_validate(second.item).result == check_result()

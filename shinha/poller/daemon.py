@@ -25,6 +25,7 @@ from shinha.wire import (
     CheckResult,
     DaemonRef,
     Dispatch,
+    PollerJournalItem,
     PollerOwns,
     PullReply,
     PullRequest,
@@ -84,9 +85,10 @@ class PollerDaemon(Daemon):
         # Results not yet acknowledged when the poller last stopped (or died) go out again.
         pending = self.journal.open()
         for rid, entry in self.journal.items.items():
-            result = CheckResult.model_validate(entry["result"])
+            item = PollerJournalItem.model_validate(entry)
+            result = item.result
             result.poller = self.name
-            self.unacked[rid] = (result, entry["scheduler"], result.model_dump_json())
+            self.unacked[rid] = (result, item.scheduler, result.model_dump_json())
             self.unsent[rid] = None
         if pending:
             log.info("poller %s: %d unacknowledged results from before the restart", self.name,
@@ -220,7 +222,7 @@ class PollerDaemon(Daemon):
         rid = result.result_id
         self.unacked[rid] = (result, scheduler, text)
         self.unsent[rid] = None
-        self.journal.put(rid, RawJSON(f'{{"result":{text},"scheduler":{json.dumps(scheduler)}}}'))
+        self.journal.put(rid, journal_item(text, scheduler))
         self.unsynced.append(result.result_id)
         self.metrics.inc("checks_run_total", help_text="Checks run.",
                          state=str(result.return_code))
@@ -311,8 +313,7 @@ class PollerDaemon(Daemon):
     async def _send(self, scheduler: DaemonRef, results: list[tuple[str, str]]) -> bool:
         """Send (result id, result JSON) pairs as one ResultBatch, assembled from the JSON
         the results already have."""
-        body = (f'{{"schema_version":{SCHEMA_VERSION},"poller":{json.dumps(self.name)},'
-                f'"results":[{",".join(text for _, text in results)}]}}').encode()
+        body = result_batch(self.name, [text for _, text in results])
         try:
             ack = await self.client.call(scheduler, "POST", "/checks/results", body,
                                          ResultAck, float(self.link.data_timeout))
@@ -344,3 +345,17 @@ class PollerDaemon(Daemon):
         for rid, _ in results:
             if rid in unacked:
                 unsent[rid] = None
+
+
+# --- bodies made from the JSON the results already have ------------------------------------
+
+
+def journal_item(result_json: str, scheduler: str) -> RawJSON:
+    """The PollerJournalItem of a result, from its JSON (tests/test_wire.py parses it)."""
+    return RawJSON(f'{{"result":{result_json},"scheduler":{json.dumps(scheduler)}}}')
+
+
+def result_batch(poller: str, results_json: list[str]) -> bytes:
+    """The ResultBatch of results, from their JSON (tests/test_wire.py parses it)."""
+    return (f'{{"schema_version":{SCHEMA_VERSION},"poller":{json.dumps(poller)},'
+            f'"results":[{",".join(results_json)}]}}').encode()

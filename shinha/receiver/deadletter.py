@@ -3,13 +3,13 @@ counted, logged once, so that they never block the items queued behind them."""
 
 from __future__ import annotations
 
-import json
 import logging
 import os
 from pathlib import Path
 from typing import Any
 
 from shinha.errors import JournalError
+from shinha.wire import DeadLetter
 
 log = logging.getLogger(__name__)
 
@@ -32,7 +32,7 @@ class DeadLetters:
     def add(self, key: str, item: Any, reason: str, when: float) -> None:
         """Write one item aside, durably; raise JournalError if the disk refuses (the item
         then stays queued)."""
-        line = json.dumps({"id": key, "time": when, "reason": reason, "item": item}) + "\n"
+        line = DeadLetter(id=key, time=when, reason=reason, item=item).model_dump_json() + "\n"
         try:
             fd = os.open(self.path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o600)
             try:

@@ -31,6 +31,8 @@ from shinha.wire import (
     ErrorBody,
     ExternalCommand,
     InboxAck,
+    QueuedCommand,
+    QueuedResult,
     SchedulerInbox,
     Topology,
 )
@@ -130,9 +132,9 @@ class Forwarder:
         version, a poison item) goes to the dead letters."""
         try:
             if isinstance(raw, dict) and "result" in raw:
-                return CheckResult.model_validate(raw["result"])
+                return QueuedResult.model_validate(raw).result
             if isinstance(raw, dict) and "command" in raw:
-                return ExternalCommand.model_validate(raw["command"])
+                return QueuedCommand.model_validate(raw).command
             reason = "neither a result nor a command"
         except ValidationError as exc:
             err = exc.errors()[0]
@@ -169,7 +171,7 @@ class Forwarder:
                                    first.answered and second.answered)
                 if _points_into_item(exc.body):
                     key, model = entries[0]
-                    self._dead_letter(key, _raw(model), f"refused by scheduler "
+                    self._dead_letter(key, queue_item(model), f"refused by scheduler "
                                       f"{scheduler.name}: {_message(exc.body)}")
                     return Outcome()
             self._trouble(scheduler.name, f"refused: HTTP {exc.status} {_message(exc.body)}",
@@ -185,7 +187,7 @@ class Forwarder:
         invalid = dict(ack.invalid)
         for key, model in entries:
             if key in invalid:
-                self._dead_letter(key, _raw(model), f"refused by scheduler {scheduler.name}: "
+                self._dead_letter(key, queue_item(model), f"refused by scheduler {scheduler.name}: "
                                   f"{invalid[key]}")
         return Outcome(taken=ack.taken, not_mine=ack.not_mine)
 
@@ -221,9 +223,12 @@ class Forwarder:
             log.warning("receiver %s: scheduler %s takes items again", self.name, scheduler)
 
 
-def _raw(model: CheckResult | ExternalCommand) -> dict[str, Any]:
-    kind = "result" if isinstance(model, CheckResult) else "command"
-    return {kind: model.model_dump(mode="json")}
+def queue_item(model: CheckResult | ExternalCommand) -> dict[str, Any]:
+    """The queue item (QueuedResult or QueuedCommand) of a result or command, as the journal
+    holds it."""
+    item = QueuedResult(result=model) if isinstance(model, CheckResult) else \
+        QueuedCommand(command=model)
+    return item.model_dump(mode="json")
 
 
 def _message(body: str) -> str:

@@ -24,11 +24,11 @@ from shinha.scheduler.items import (
     build_items,
     initial_offset,
     period_allows,
+    pull_reply,
 )
 from shinha.scheduler.outbox import Outbox
 from shinha.scheduler.state import PENDING, host_state
 from shinha.wire import (
-    SCHEMA_VERSION,
     CheckResult,
     DaemonRef,
     Dispatch,
@@ -427,9 +427,7 @@ class SchedulerDaemon(Daemon):
             event.clear()
             await self.clock.wait(event, pull.wait)
             jobs = self._take_jobs(pull)
-        # The PullReply, assembled from each job's JSON (see CheckItem.job_json).
-        body = f'{{"schema_version":{SCHEMA_VERSION},"jobs":[{",".join(jobs)}]}}'
-        return web.Response(body=body.encode(), content_type="application/json")
+        return web.Response(body=pull_reply(jobs), content_type="application/json")
 
     def _take_jobs(self, pull: PullRequest) -> list[str]:
         """The JSON of the jobs this pull takes."""

@@ -12,7 +12,7 @@ from shinha.config.macros import MacroContext, command_line, split_check_command
 from shinha.config.objects import Command, Host, Service
 from shinha.config.timeperiod import Timeperiod
 from shinha.scheduler.state import CheckState
-from shinha.wire import CheckJob, SchedulerPart
+from shinha.wire import SCHEMA_VERSION, CheckJob, SchedulerPart
 
 Key = tuple[str, str]
 TIMEOUT_STATES = {"o": 0, "w": 1, "c": 2, "u": 3}
@@ -64,6 +64,10 @@ class CheckItem:
             self.job_prefix = static.model_dump_json(exclude={"job_id", "due"})[:-1]
         return f'{self.job_prefix},"job_id":"{self.job_id}","due":{self.scheduled_wall!r}}}'
 
+
+def pull_reply(jobs_json: list[str]) -> bytes:
+    """The PullReply of jobs, from their JSON (job_json; tests/test_wire.py parses it)."""
+    return f'{{"schema_version":{SCHEMA_VERSION},"jobs":[{",".join(jobs_json)}]}}'.encode()
 
 
 def build_items(part: SchedulerPart) -> dict[Key, CheckItem]:
