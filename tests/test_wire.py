@@ -11,6 +11,7 @@ from typing import Any
 import pytest
 from pydantic import ValidationError
 
+from shinha import ctl
 from shinha.daemon.journal import done_line, put_line
 from shinha.poller.daemon import journal_item, result_batch
 from shinha.receiver.deadletter import DeadLetters
@@ -22,11 +23,19 @@ from shinha.wire import (
     ArbiterOwns,
     CheckJob,
     CheckResult,
+    ClusterView,
+    CommandLines,
+    DaemonView,
+    DatabaseTopology,
+    DatabaseView,
     DeadLetter,
     ElectionView,
     ExternalCommand,
     JournalDone,
     JournalPut,
+    NodeStatus,
+    PassiveBatch,
+    PassiveResult,
     PerfDatum,
     PollerJournalItem,
     PollerOwns,
@@ -169,3 +178,43 @@ def test_dead_letter_lines_are_dead_letters(tmp_path: Path) -> None:
                                                    "invalid in the queue: result.host")
     assert first.item == {"result": {"host": "", "return_code": 9, "odd": None}}
     assert QueuedResult.model_validate(second.item).result == check_result()
+
+
+# --- the CLI's bodies and answers ----------------------------------------------------------
+
+
+def test_ctl_bodies_are_the_receivers_models() -> None:
+    result = ctl.body(PassiveResult, "send-result", host="web", service="", return_code=2,
+                      output="down")
+    sent = PassiveBatch(results=[result]).model_dump_json()
+    assert PassiveBatch.model_validate_json(sent).results[0].return_code == 2
+    with pytest.raises(ctl.CtlError, match="send-result: host: String should have at least"):
+        ctl.body(PassiveResult, "send-result", host="", return_code=0)
+    with pytest.raises(ctl.CtlError, match="command: commands: List should have at least"):
+        ctl.body(CommandLines, "command", commands=[])
+
+
+def test_ctl_status_prints_the_cluster_view(capsys: pytest.CaptureFixture[str]) -> None:
+    daemon = DaemonView(name="scheduler-1", role="scheduler", address="127.0.0.1", port=7768,
+                        host_name="h", spare=False, alive=True, attempts=0, last_contact=None,
+                        epoch=3, config_hash="c", holds="part scheduler-1", degraded="slow")
+    nodes = [NodeStatus(node="db1:3306", reachable=True, read_only=False, db_epoch=4,
+                        gtid_current_pos="0-1-9"),
+             NodeStatus(node="db2:3306", reachable=True, read_only=True, is_replica=True,
+                        io_state="Yes", sql_running=True, seconds_behind=0),
+             NodeStatus(node="db3:3306", error="refused")]
+    view = ClusterView(arbiter="arbiter-1", epoch=3, config_hash="c", leading=True,
+                       daemons=[daemon], unplaced_hosts=0, unowned_checks=0,
+                       problems=["one"], database=DatabaseView(
+                           topology=DatabaseTopology(epoch=4, primary="db1:3306",
+                                                     replicas=["db2:3306"]), nodes=nodes))
+    # What the arbiter sends, read back as the CLI reads it.
+    ctl.print_view(ClusterView.model_validate_json(view.model_dump_json()))
+    out = capsys.readouterr().out
+    assert "arbiter arbiter-1  epoch 3  config c  leading" in out
+    assert "scheduler  scheduler-1" in out and "part scheduler-1  slow" in out
+    rows = {line.split()[0]: line.split() for line in out.splitlines() if line.strip()}
+    assert rows["db1:3306"][1:4] == ["primary", "yes", "no"]
+    assert rows["db2:3306"][1:7] == ["replica", "yes", "yes", "-", "0s", "Yes/Yes"]
+    assert rows["db3:3306"][1:3] == ["-", "NO"] and "refused" in rows["db3:3306"]
+    assert "problem: one" in out

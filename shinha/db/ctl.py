@@ -15,8 +15,6 @@ import os
 import sys
 from typing import TYPE_CHECKING, Any, Literal, TextIO
 
-from pydantic import ValidationError
-
 from shinha.config import load_config
 from shinha.db.admin import Promotion, promote, repoint, switchover
 from shinha.db.failover import (
@@ -33,7 +31,7 @@ from shinha.db.probe import node_of, probe_all
 from shinha.db.rejoin import RejoinReport, rejoin
 from shinha.db.setup import init
 from shinha.errors import ConfigError, DatabaseError
-from shinha.wire import DatabaseChangeReply, NodeStatus
+from shinha.wire import DatabaseChange, DatabaseChangeReply, NodeStatus
 
 if TYPE_CHECKING:
     from shinha.config.loader import Config
@@ -302,14 +300,10 @@ def run_change(main_file: str, module: str | None, action: Literal["switchover",
                           "without the arbiter")
     node = parse_node(options, node_text)
     link, _ = ctl.cluster_view(config, arbiter)
-    answer = ctl.request(config, link, "POST", f"/db/{action}",
-                         {"node": node.name, "timeout": timeout}, timeout=timeout + 30.0)
-    try:
-        reply = DatabaseChangeReply.model_validate(answer)
-    except ValidationError as exc:
-        raise ctl.CtlError(f"arbiter {link.name}: unexpected answer to /db/{action} ("
-                           f"{exc.errors()[0]['msg']}); is it the same shinha version?"
-                           ) from None
+    change = ctl.body(DatabaseChange, f"db {action}", node=node.name, timeout=timeout)
+    path = f"/db/{action}"
+    reply = ctl.answer(DatabaseChangeReply, ctl.request(config, link, "POST", path, change,
+                                                        timeout=timeout + 30.0), link, path)
     old = reply.old_primary or "none published"
     what = (f"switched over from {old} to {reply.primary}" if action == "switchover"
             else f"promoted {reply.primary} (primary was {old})")
