@@ -32,7 +32,7 @@ def json_slices(model: BaseModel) -> Iterator[bytes]:
     """Pieces whose concatenation is `model.model_dump_json().encode()`; a nested model is
     sliced too, a list longer than SLICE is serialized SLICE items at a time."""
     cls = type(model)
-    if cls.model_computed_fields or cls.model_config.get("serialize_by_alias"):
+    if not _sliceable(cls):
         yield model.model_dump_json().encode()  # not a shape sliced here: whole
         return
     yield b"{"
@@ -53,6 +53,15 @@ def json_slices(model: BaseModel) -> Iterator[bytes]:
             whole = model.model_dump_json(include={name}).encode()
             yield whole[len(key) + 2:-1]  # {"name":VALUE} -> VALUE
     yield b"}"
+
+
+@cache
+def _sliceable(cls: type[BaseModel]) -> bool:
+    """Whether the model's JSON is its fields, each under its name, in order: no computed
+    field, no alias, no field left out of the JSON (exclude, exclude_if)."""
+    return not (cls.model_computed_fields or cls.model_config.get("serialize_by_alias")
+                or any(f.exclude or f.exclude_if is not None
+                       for f in cls.model_fields.values()))
 
 
 @cache

@@ -9,7 +9,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from pydantic import ValidationError
+from pydantic import BaseModel, ValidationError
 
 from shinha import ctl
 from shinha.daemon.journal import done_line, put_line
@@ -29,8 +29,13 @@ from shinha.wire import (
     DatabaseTopology,
     DatabaseView,
     DeadLetter,
+    Downtime,
     ElectionView,
+    Event,
+    EventEntry,
     ExternalCommand,
+    HistoryPage,
+    IngestBatch,
     JournalDone,
     JournalPut,
     NodeStatus,
@@ -44,9 +49,13 @@ from shinha.wire import (
     QueuedResult,
     ReceiverOwns,
     ResultBatch,
+    ResultEntry,
     SchedulerOwns,
+    StateAnswer,
+    StateRow,
     StatusReply,
 )
+from shinha.wirejson import SLICE, json_bytes
 
 STATUS = {"name": "x", "version": "1", "pid": 1, "started_at": 0.0, "active": True,
           "spare": False, "epoch": 1, "config_hash": ""}
@@ -218,3 +227,34 @@ def test_ctl_status_prints_the_cluster_view(capsys: pytest.CaptureFixture[str]) 
     assert rows["db2:3306"][1:7] == ["replica", "yes", "yes", "-", "0s", "Yes/Yes"]
     assert rows["db3:3306"][1:3] == ["-", "NO"] and "refused" in rows["db3:3306"]
     assert "problem: one" in out
+
+
+# --- large models in slices (shinha/wirejson.py) -----------------------------------------
+
+
+def large_models() -> list[BaseModel]:
+    n = SLICE * 2 + 7  # sliced, with a remainder
+    results = [check_result(i) for i in range(n)]
+    states = [StateRow(host=f"h{i}", service="s", perfdata=[PerfDatum(label="x", value=i)],
+                       downtimes=[Downtime(downtime_id=f"d{i}", host=f"h{i}", start=1.0,
+                                           end=2.0)]) for i in range(n)]
+    events = [Event(event_id=f"e{i}", time=float(i), host="h", kind="state", state=None)
+              for i in range(n)]
+    history: list[ResultEntry | EventEntry] = [
+        EventEntry(**e.model_dump()) if i % 2 else ResultEntry(
+            result_id=f"r{i}", time=1.0, last_seen=2.0, hits=1, state=0, output="",
+            long_output="", perfdata=[], started=0.0, latency=0.0, timed_out=False,
+            passive=False, poller="") for i, e in enumerate(events)]
+    status = StatusReply(**STATUS, role="scheduler", owns=scheduler_owns())
+    return [IngestBatch(scheduler="s", epoch=2, results=results, states=states, events=events),
+            ResultBatch(poller="p", results=results), StateAnswer(states=states),
+            HistoryPage(total=n, offset=0, limit=n, items=history), status,
+            StatusReply(**STATUS, role="scheduler", owns=scheduler_owns(latency_p50=0.1))]
+
+
+@pytest.mark.parametrize("model", large_models(), ids=lambda m: type(m).__name__)
+def test_slices_join_into_the_models_json(model: BaseModel) -> None:
+    body = json_bytes(model)
+    assert body == model.model_dump_json().encode()
+    assert json.loads(body) == json.loads(model.model_dump_json())
+    assert type(model).model_validate_json(body) == model
