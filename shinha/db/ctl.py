@@ -13,7 +13,7 @@ import getpass
 import json
 import os
 import sys
-from typing import TYPE_CHECKING, Any, Literal, TextIO
+from typing import TYPE_CHECKING, Literal, TextIO
 
 from shinha.config import load_config
 from shinha.db.admin import Promotion, promote, repoint, switchover
@@ -31,7 +31,13 @@ from shinha.db.probe import node_of, probe_all
 from shinha.db.rejoin import RejoinReport, rejoin
 from shinha.db.setup import init
 from shinha.errors import ConfigError, DatabaseError
-from shinha.wire import DatabaseChange, DatabaseChangeReply, NodeStatus
+from shinha.wire import (
+    DatabaseChange,
+    DatabaseChangeReply,
+    DatabaseStatus,
+    NodeReport,
+    NodeStatus,
+)
 
 if TYPE_CHECKING:
     from shinha.config.loader import Config
@@ -111,24 +117,24 @@ def run_init(options: MariadbOptions, force: bool, bootstrap_user: str | None,
     return 0
 
 
-def status_view(options: MariadbOptions, statuses: list[NodeStatus]) -> dict[str, Any]:
-    """The JSON document of `shinha db status --json` (schema 1)."""
+def status_view(options: MariadbOptions, statuses: list[NodeStatus]) -> DatabaseStatus:
+    """The document of `shinha db status --json`."""
     cluster = cluster_identity(statuses)
     heads = primaries(statuses, cluster)
-    nodes, problems = [], []
+    nodes: list[NodeReport] = []
+    problems: list[str] = []
     for s in statuses:
-        doc = s.model_dump(mode="json")
-        doc["role"] = role(s, statuses, cluster)
-        doc["problem"] = replication_problem(s)
-        nodes.append(doc)
+        node = NodeReport(**s.model_dump(), role=role(s, statuses, cluster),
+                          problem=replication_problem(s))
+        nodes.append(node)
         if not s.reachable:
             problems.append(f"{s.node}: {s.error}")
-        elif doc["problem"]:
-            problems.append(doc["problem"])
-        elif doc["role"] in ("diverged", "foreign", "uninitialised"):
-            problems.append(f"{s.node} is {doc['role']}: {_ROLE_ADVICE[doc['role']]}"
+        elif node.problem:
+            problems.append(node.problem)
+        elif node.role in ("diverged", "foreign", "uninitialised"):
+            problems.append(f"{s.node} is {node.role}: {_ROLE_ADVICE[node.role]}"
                             .format(node=s.node, cluster=s.cluster_id or "none"))
-        if doc["role"] == "primary" and s.semi_sync_master_enabled \
+        if node.role == "primary" and s.semi_sync_master_enabled \
                 and s.semi_sync_master_status is False:
             problems.append(f"{s.node}: semi-sync fell back to asynchronous "
                             "(unprotected: no replica acknowledged in time)")
@@ -137,11 +143,11 @@ def status_view(options: MariadbOptions, statuses: list[NodeStatus]) -> dict[str
     elif len(heads) > 1:
         problems.append("split brain: several writable primaries ("
                         + ", ".join(h.node for h in heads) + ")")
-    return {"schema": 1, "module": options.module_name, "database": options.database,
-            "cluster_id": cluster, "primary": heads[0].node if len(heads) == 1 else None,
-            "db_epoch": max((s.db_epoch for s in statuses if s.db_epoch is not None),
-                            default=None),
-            "nodes": nodes, "problems": problems}
+    return DatabaseStatus(
+        module=options.module_name, database=options.database, cluster_id=cluster,
+        primary=heads[0].node if len(heads) == 1 else None,
+        db_epoch=max((s.db_epoch for s in statuses if s.db_epoch is not None), default=None),
+        nodes=nodes, problems=problems)
 
 
 #: What to do about a node that is neither the primary nor a replica of it.
@@ -159,27 +165,27 @@ def run_status(options: MariadbOptions, as_json: bool, out: TextIO | None = None
     """`shinha db status`: exit 0 when one primary answers and no node has a problem."""
     out = out or sys.stdout
     view = status_view(options, asyncio.run(probe_all(options)))
-    code = 0 if view["primary"] and not view["problems"] else 1
+    code = 0 if view.primary and not view.problems else 1
     if as_json:
-        json.dump(view, out, indent=2)
+        json.dump(view.model_dump(mode="json"), out, indent=2)
         out.write("\n")
         return code
-    out.write(f"module {view['module']}  database {view['database']}  cluster "
-              f"{view['cluster_id'] or '-'}  primary {view['primary'] or '-'}  database epoch "
-              f"{view['db_epoch'] if view['db_epoch'] is not None else '-'}\n")
+    out.write(f"module {view.module}  database {view.database}  cluster "
+              f"{view.cluster_id or '-'}  primary {view.primary or '-'}  database epoch "
+              f"{view.db_epoch if view.db_epoch is not None else '-'}\n")
     out.write(f"{'NODE':<22}{'ROLE':<14}{'RO':<4}{'GTID':<24}{'LAG':<6}{'IO/SQL':<18}"
               f"{'EPOCH':<7}ERROR\n")
-    for n in view["nodes"]:
-        gtid = str(history(NodeStatus.model_validate(n))) if n["reachable"] else "-"
-        ro = "-" if n["read_only"] is None else ("yes" if n["read_only"] else "no")
-        lag = "-" if n["seconds_behind"] is None else f"{n['seconds_behind']}s"
-        threads = (f"{n['io_state'] or 'No'}/{'Yes' if n['sql_running'] else 'No'}"
-                   if n["is_replica"] else "-")
-        epoch = "-" if n["db_epoch"] is None else str(n["db_epoch"])
-        error = n["error"] or n["last_io_error"] or n["last_sql_error"]
-        out.write(f"{n['node']:<22}{n['role']:<14}"
+    for n in view.nodes:
+        gtid = str(history(n)) if n.reachable else "-"
+        ro = "-" if n.read_only is None else ("yes" if n.read_only else "no")
+        lag = "-" if n.seconds_behind is None else f"{n.seconds_behind}s"
+        threads = (f"{n.io_state or 'No'}/{'Yes' if n.sql_running else 'No'}"
+                   if n.is_replica else "-")
+        epoch = "-" if n.db_epoch is None else str(n.db_epoch)
+        error = n.error or n.last_io_error or n.last_sql_error
+        out.write(f"{n.node:<22}{n.role:<14}"
                   f"{ro:<4}{gtid or '-':<24}{lag:<6}{threads:<18}{epoch:<7}{error[:120]}\n")
-    for problem in view["problems"]:
+    for problem in view.problems:
         out.write(f"problem: {problem}\n")
     return code
 

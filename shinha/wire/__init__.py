@@ -42,8 +42,10 @@ from shinha.wire.database import (
     DatabaseChangeReply,
     DatabaseReach,
     DatabaseReachQuery,
+    DatabaseStatus,
     DatabaseTopology,
     ErrorKind,
+    NodeReport,
     NodeStatus,
 )
 from shinha.wire.dispatch import (
@@ -125,6 +127,7 @@ __all__ = [
     "DatabaseChangeReply",
     "DatabaseReach",
     "DatabaseReachQuery",
+    "DatabaseStatus",
     "DatabaseTopology",
     "DatabaseView",
     "DataserverOwns",
@@ -154,6 +157,7 @@ __all__ = [
     "JournalDone",
     "JournalPut",
     "LoopView",
+    "NodeReport",
     "NodeStatus",
     "NotLeading",
     "Owns",

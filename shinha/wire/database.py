@@ -113,3 +113,28 @@ class NodeStatus(Finite):
     db_epoch: int | None = None
     #: Tables in the cluster's database (`database` of the module) on this node.
     table_count: int = 0
+
+
+class NodeReport(NodeStatus):
+    """A node in `shinha db status --json`: as probed, with its role in the cluster."""
+
+    role: str = Field(description="primary, replica, diverged, standalone, foreign, "
+                      "uninitialised, unreachable")
+    problem: str = Field("", description="What is wrong with its replication, if anything.")
+
+
+class DatabaseStatus(Finite):
+    """The document `shinha db status --json` prints."""
+
+    # `schema` would shadow a (deprecated) BaseModel method: the field is `version`.
+    model_config = ConfigDict(serialize_by_alias=True, validate_by_name=True)
+
+    version: int = Field(1, alias="schema", description="The version of this document.")
+    module: str
+    database: str
+    cluster_id: str | None
+    primary: str | None = Field(description="The one writable primary; None when there is "
+                                "none, or several.")
+    db_epoch: int | None = Field(description="The highest database epoch a node holds.")
+    nodes: list[NodeReport]
+    problems: list[str]
