@@ -27,6 +27,7 @@ from shinha.wire import (
     ClusterView,
     CommandLines,
     DatabaseView,
+    NodeStatus,
     PassiveBatch,
     PassiveResult,
 )
@@ -191,18 +192,24 @@ def _print_database(database: DatabaseView) -> None:
                 "diverged" if n.node in topology.diverged else
                 "replica" if n.is_replica else "-")
         reachable = "yes" if n.reachable else "NO"
-        ro = "-" if n.read_only is None else ("yes" if n.read_only else "no")
-        lag = "-" if n.seconds_behind is None else f"{n.seconds_behind}s"
-        threads = (f"{n.io_state or 'No'}/{'Yes' if n.sql_running else 'No'}"
-                   if n.is_replica else "-")
-        epoch = "-" if n.db_epoch is None else str(n.db_epoch)
-        note = n.error or n.last_io_error or n.last_sql_error
+        ro, lag, threads, epoch, note = node_cells(n)
         if role == "primary" and topology.unprotected:
             note = "unprotected: semi-sync fell back to asynchronous (no replica acknowledged "\
                    "in time)"
         gtid = n.gtid_current_pos or "-"
         print(f"{n.node:<22}{role:<10}{reachable:<10}{ro:<4}{gtid:<24}{lag:<6}{threads:<18}"
               f"{epoch:<7}{note[:100]}")
+
+
+def node_cells(n: NodeStatus) -> tuple[str, str, str, str, str]:
+    """A database node's read-only, lag, IO/SQL threads, database epoch and last error, as
+    `shinha status` and `shinha db status` show them."""
+    ro = "-" if n.read_only is None else ("yes" if n.read_only else "no")
+    lag = "-" if n.seconds_behind is None else f"{n.seconds_behind}s"
+    threads = (f"{n.io_state or 'No'}/{'Yes' if n.sql_running else 'No'}"
+               if n.is_replica else "-")
+    epoch = "-" if n.db_epoch is None else str(n.db_epoch)
+    return ro, lag, threads, epoch, n.error or n.last_io_error or n.last_sql_error
 
 
 def send_result(main_file: str, host: str, service: str, code: int, output: str,

@@ -15,6 +15,7 @@ import os
 import sys
 from typing import TYPE_CHECKING, Literal, TextIO
 
+from shinha import ctl
 from shinha.config import load_config
 from shinha.db.admin import Promotion, promote, repoint, switchover
 from shinha.db.failover import (
@@ -177,12 +178,7 @@ def run_status(options: MariadbOptions, as_json: bool, out: TextIO | None = None
               f"{'EPOCH':<7}ERROR\n")
     for n in view.nodes:
         gtid = str(history(n)) if n.reachable else "-"
-        ro = "-" if n.read_only is None else ("yes" if n.read_only else "no")
-        lag = "-" if n.seconds_behind is None else f"{n.seconds_behind}s"
-        threads = (f"{n.io_state or 'No'}/{'Yes' if n.sql_running else 'No'}"
-                   if n.is_replica else "-")
-        epoch = "-" if n.db_epoch is None else str(n.db_epoch)
-        error = n.error or n.last_io_error or n.last_sql_error
+        ro, lag, threads, epoch, error = ctl.node_cells(n)
         out.write(f"{n.node:<22}{n.role:<14}"
                   f"{ro:<4}{gtid or '-':<24}{lag:<6}{threads:<18}{epoch:<7}{error[:120]}\n")
     for problem in view.problems:
@@ -289,8 +285,6 @@ def run_change(main_file: str, module: str | None, action: Literal["switchover",
     """`shinha db switchover|promote NODE`: ask the leading arbiter (or arbiter `arbiter`)
     to make NODE the primary; it publishes the new primary and database epoch to the
     data-servers before it answers. A tree that defines no arbiter acts directly."""
-    from shinha import ctl
-
     out = out or sys.stdout
     config = ctl.load_tree(main_file)
     options = options_of(config, module)

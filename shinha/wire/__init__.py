@@ -75,6 +75,8 @@ from shinha.wire.queues import (
     QueuedCommand,
     QueuedItem,
     QueuedResult,
+    StoredItem,
+    StoredLine,
 )
 from shinha.wire.status import (
     OWNS_BY_ROLE,
@@ -188,6 +190,8 @@ __all__ = [
     "StateQuery",
     "StateRow",
     "StatusReply",
+    "StoredItem",
+    "StoredLine",
     "Topology",
     "Wire",
 ]

@@ -11,44 +11,47 @@ from shinha.wire.checks import CheckResult
 from shinha.wire.passive import ExternalCommand
 
 
-class JournalPut(BaseModel):
-    """A journal line: the item `put` was taken (written by hand, for speed: `put_line`)."""
+class StoredLine(BaseModel):
+    """Base of a line written to disk: strict, and not Finite (it may carry a poison item
+    as it was taken, NaN included)."""
 
     model_config = ConfigDict(extra="forbid")
+
+
+class StoredItem(Finite):
+    """Base of an item a daemon keeps until it hands it on: strict."""
+
+    model_config = ConfigDict(extra="forbid")
+
+
+class JournalPut(StoredLine):
+    """A journal line: the item `put` was taken (written by hand, for speed: `put_line`)."""
 
     put: str
     item: JsonValue
 
 
-class JournalDone(BaseModel):
+class JournalDone(StoredLine):
     """A journal line: the item `done` was handed on."""
-
-    model_config = ConfigDict(extra="forbid")
 
     done: str
 
 
-class PollerJournalItem(Finite):
+class PollerJournalItem(StoredItem):
     """A poller's result not yet acknowledged, and the scheduler it goes to."""
-
-    model_config = ConfigDict(extra="forbid")
 
     result: CheckResult
     scheduler: str
 
 
-class QueuedResult(Finite):
+class QueuedResult(StoredItem):
     """A receiver's queued passive result."""
-
-    model_config = ConfigDict(extra="forbid")
 
     result: CheckResult
 
 
-class QueuedCommand(Finite):
+class QueuedCommand(StoredItem):
     """A receiver's queued external command."""
-
-    model_config = ConfigDict(extra="forbid")
 
     command: ExternalCommand
 
@@ -57,11 +60,8 @@ class QueuedCommand(Finite):
 QueuedItem = QueuedResult | QueuedCommand
 
 
-class DeadLetter(BaseModel):
-    """A line of a receiver's `deadletter.jsonl`: an item the next hop refuses as invalid.
-    Not Finite: the item is whatever the queue held, a poison one included."""
-
-    model_config = ConfigDict(extra="forbid")
+class DeadLetter(StoredLine):
+    """A line of a receiver's `deadletter.jsonl`: an item the next hop refuses as invalid."""
 
     id: str
     time: float
