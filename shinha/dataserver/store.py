@@ -271,7 +271,7 @@ class ColumnTypes:
     json: str
 
 
-def column_defs(model: type[BaseModel], types: ColumnTypes,
+def column_defs(model: type[BaseModel], spelled: ColumnTypes,
                 special: Mapping[str, str] | None = None) -> str:
     """The column definitions of `model`'s fields, in its order: `name TYPE NOT NULL`, the
     type from the field's annotation (no NOT NULL when it admits None), or `name` and its
@@ -286,7 +286,7 @@ def column_defs(model: type[BaseModel], types: ColumnTypes,
             defs.append(f"{name} {special[name]}")
             continue
         kind, nullable = _kind(info.annotation)
-        defs.append(f"{name} {getattr(types, kind)}{'' if nullable else ' NOT NULL'}")
+        defs.append(f"{name} {getattr(spelled, kind)}{'' if nullable else ' NOT NULL'}")
     return ", ".join(defs)
 
 
