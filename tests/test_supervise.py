@@ -9,7 +9,6 @@ import asyncio
 import logging
 import random
 import textwrap
-from collections.abc import Callable
 from pathlib import Path
 
 import aiohttp
@@ -23,19 +22,10 @@ from shinha.daemon.tasks import TaskRegistry
 from shinha.errors import LoopFailed, PeerUnreachable
 from shinha.receiver.daemon import ReceiverDaemon
 from tests.cluster import free_port
+from tests.inprocess import until
 
 SECRET = "supervise-test-secret"
 BACKOFF = Backoff(first=1.0, most=4.0, retries=3, settle=10.0)
-
-
-async def until(predicate: Callable[[], object], what: str, timeout: float = 5.0) -> None:
-    """Let the event loop run until `predicate()` holds; fail with `what` at the deadline."""
-    loop = asyncio.get_running_loop()
-    end = loop.time() + timeout
-    while not predicate():
-        if loop.time() > end:
-            raise AssertionError(f"timed out waiting for {what}")
-        await asyncio.sleep(0.001)
 
 
 class Harness:
