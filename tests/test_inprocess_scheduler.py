@@ -26,8 +26,10 @@ from typing import Any
 import pytest
 
 from shinha.ids import new_id
-from shinha.scheduler.daemon import DURABLE_WAIT, INITIAL_SPREAD_MIN, ORPHAN_GRACE, ORPHAN_SWEEP
+from shinha.scheduler.daemon import INITIAL_SPREAD_MIN
+from shinha.scheduler.handout import ORPHAN_GRACE, ORPHAN_SWEEP
 from shinha.scheduler.items import Key, initial_offset
+from shinha.scheduler.results import DURABLE_WAIT
 from shinha.wire import CheckJob, CheckResult, PullReply, PullRequest, ResultAck, ResultBatch
 from tests.inprocess import InProcess, Tree, until
 
@@ -136,8 +138,8 @@ async def ready_times(c: InProcess, keys: set[Key], limit: float) -> dict[Key, f
     seen: dict[Key, float] = {}
 
     def look() -> bool:
-        for item in sched.ready.get(POLLER, ()):
-            if item.key in keys and item.job_id in sched.in_flight:
+        for item in sched.handout.ready.get(POLLER, ()):
+            if item.key in keys and item.job_id in sched.handout.in_flight:
                 seen.setdefault(item.key, c.clock.monotonic())
         return set(seen) == keys
 
@@ -155,7 +157,7 @@ def test_checks_become_ready_exactly_when_due_never_before(tmp_path: Path) -> No
         first = {k: loaded + initial_offset(k, min(check[k], INITIAL_SPREAD_MIN))
                  for k in INTERVALS}
         assert {k: sched.items[k].next_due for k in INTERVALS} == pytest.approx(first)
-        assert not sched.ready.get(POLLER)
+        assert not sched.handout.ready.get(POLLER)
         seen = await ready_times(c, {S1, S2}, INITIAL_SPREAD_MIN)
         assert seen == pytest.approx(first)  # at its due time, at no step before
         assert (await c.status(SCHED))["owns"]["ready"] == 2
@@ -165,7 +167,7 @@ def test_checks_become_ready_exactly_when_due_never_before(tmp_path: Path) -> No
         for key, job in jobs.items():
             # The job says when it was due (wall time), not when it was pulled.
             assert job.due == pytest.approx(clock.time() - (clock.monotonic() - first[key]))
-        assert not sched.ready[POLLER] and (await c.status(SCHED))["owns"]["in_flight"] == 2
+        assert not sched.handout.ready[POLLER] and (await c.status(SCHED))["owns"]["in_flight"] == 2
 
         # s1 comes back OK: its next run keeps the cadence (one check_interval after its
         # previous due time, not after the result). s2 comes back CRITICAL: a SOFT problem
@@ -187,7 +189,7 @@ def test_checks_become_ready_exactly_when_due_never_before(tmp_path: Path) -> No
         expected = {S1: expected[S1] + check[S1], S2: expected[S2] + check[S2]}
         seen = await ready_times(c, {S1, S2}, max(check.values()) + 1)
         assert seen == pytest.approx(expected)
-        assert sched.results_total == 4
+        assert sched.results.results_total == 4
 
     run(go, tmp_path)
 
@@ -197,7 +199,7 @@ def test_a_long_poll_waits_on_the_clock(tmp_path: Path) -> None:
         sched, clock = c.scheduler(SCHED), c.clock
         first = min(INTERVALS, key=lambda k: sched.items[k].next_due)
         due = sched.items[first].next_due
-        assert due > clock.monotonic() and not sched.ready.get(POLLER)
+        assert due > clock.monotonic() and not sched.handout.ready.get(POLLER)
         # Nothing is ready: the pull waits, and is answered when the first check is due.
         waiting = asyncio.create_task(pull(c, wait=30))
         await until(lambda: any(d == clock.monotonic() + 30 for d in clock.pending()),
@@ -233,7 +235,7 @@ def test_a_check_that_never_comes_back_is_requeued_after_its_deadline(tmp_path: 
         handed = clock.monotonic()
         jobs = {(j.host, j.service): j for j in await pull(c)}
         deadline = handed + TIMEOUT + ORPHAN_GRACE
-        assert {job_id: d for job_id, (_, d) in sched.in_flight.items()} == pytest.approx(
+        assert {job_id: d for job_id, (_, d) in sched.handout.in_flight.items()} == pytest.approx(
             {jobs[S1].job_id: deadline, jobs[S2].job_id: deadline})
         # s2 comes back (late, but before its deadline): not an orphan. s1 never does.
         await clock.run_for(TIMEOUT + 2.0)
@@ -241,8 +243,8 @@ def test_a_check_that_never_comes_back_is_requeued_after_its_deadline(tmp_path: 
         orphan = jobs[S1].job_id
         await clock.run_for(deadline - clock.monotonic())
         assert clock.monotonic() == pytest.approx(deadline)
-        assert orphan in sched.in_flight and sched.metrics.get("orphans_total") == 0
-        await clock.run_until(lambda: orphan not in sched.in_flight, 30.0, "s1 re-queued")
+        assert orphan in sched.handout.in_flight and sched.metrics.get("orphans_total") == 0
+        await clock.run_until(lambda: orphan not in sched.handout.in_flight, 30.0, "s1 re-queued")
         requeued = clock.monotonic()
         assert deadline < requeued <= deadline + ORPHAN_SWEEP, requeued - handed
         assert sched.metrics.get("orphans_total") == 1
@@ -267,9 +269,9 @@ def test_a_check_held_by_a_poller_that_restarted_is_requeued_at_once(tmp_path: P
         # The poller pulls again as a new instance (it restarted): what the previous one
         # held will never come back, and is re-queued now, not at its deadline.
         assert await pull(c, instance="after") == []
-        assert not any(j.job_id in sched.in_flight for j in jobs.values())
+        assert not any(j.job_id in sched.handout.in_flight for j in jobs.values())
         assert sched.metrics.get("orphans_total") == 2
-        await until(lambda: len(sched.ready.get(POLLER, ())) == 2, "both ready again")
+        await until(lambda: len(sched.handout.ready.get(POLLER, ())) == 2, "both ready again")
         assert {(j.host, j.service) for j in await pull(c, instance="after")} == {S1, S2}
 
     run(go, tmp_path)
@@ -285,7 +287,7 @@ def test_results_wait_in_the_outbox_while_the_data_server_is_down(tmp_path: Path
         ids = {r.result_id for r in results}
         taken = clock.monotonic()
         first = await post(c, results)
-        assert sched.results_total == 2 and len(outbox.results) == 2
+        assert sched.results.results_total == 2 and len(outbox.results) == 2
 
         # Every push fails; the next one comes after 0.05 s, then 0.2, 0.4 and 0.5 s apart.
         tries: list[float] = []
@@ -306,7 +308,7 @@ def test_results_wait_in_the_outbox_while_the_data_server_is_down(tmp_path: Path
         assert set(ack.retry) == ids and not ack.acked
         # It does, the same results (same ids): they are not taken twice.
         again = await post(c, results)
-        assert sched.results_total == 2 and len(outbox.results) == 2
+        assert sched.results.results_total == 2 and len(outbox.results) == 2
         await clock.run_for(5.0)
         assert not again.done() and len(outbox.results) == 2
 
@@ -333,6 +335,6 @@ def test_results_wait_in_the_outbox_while_the_data_server_is_down(tmp_path: Path
         ack = await send(c, results)
         assert set(ack.acked) == ids
         assert (await c.status(DS))["owns"]["duplicates"] == 0
-        assert sched.results_total == 2
+        assert sched.results.results_total == 2
 
     run(go, tmp_path)
