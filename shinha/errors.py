@@ -102,6 +102,14 @@ class StaleEpoch(PeerRefused):
         self.epoch = epoch
 
 
+class Fenced(ShinhaError):
+    """A request from an epoch lower than ours: answered 409."""
+
+    def __init__(self, held: int, got: int) -> None:
+        super().__init__(f"epoch {got} is not above the epoch {held} this daemon holds")
+        self.held = held
+
+
 class RequestError(ShinhaError):
     """A request we received is bad: 4xx with the field at fault."""
 

@@ -27,10 +27,11 @@ from shinha.clock import Every
 from shinha.config.daemons import Arbiter, DaemonLink
 from shinha.config.loader import Config
 from shinha.config.staging import stage_off_loop
-from shinha.daemon.base import Daemon, DaemonContext, Fenced, daemon_ref, refusal
+from shinha.daemon.base import Daemon, DaemonContext, daemon_ref
+from shinha.daemon.http import refusal
 from shinha.daemon.peers import PeerLink
 from shinha.db.options import Node, cluster_database
-from shinha.errors import ConfigError, PeerError, StaleEpoch
+from shinha.errors import ConfigError, Fenced, PeerError, StaleEpoch
 from shinha.http.auth import ping_proof
 from shinha.http.server import check_secret, json_response, read_model
 from shinha.wire import (

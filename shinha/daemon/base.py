@@ -4,7 +4,6 @@ routes, its dispatch handling, its status and its background loops by overriding
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import hashlib
 import logging
 import os
@@ -19,30 +18,22 @@ from shinha import __version__
 from shinha.clock import Clock, SystemClock
 from shinha.config.daemons import DaemonLink
 from shinha.config.loader import Config
+from shinha.daemon.http import DaemonInterface
 from shinha.daemon.metrics import Metrics
 from shinha.daemon.peers import PeerLink
 from shinha.daemon.state import StateDir
 from shinha.daemon.supervise import Fault, Supervisor
 from shinha.daemon.tasks import TaskRegistry
-from shinha.errors import DaemonError
+from shinha.errors import DaemonError, Fenced
 from shinha.http.auth import Nonces
 from shinha.http.client import PeerClient
 from shinha.http.limits import ConnectionGuard, ConnectionLimits
-from shinha.http.server import (
-    Handler,
-    check_secret,
-    error_response,
-    json_response,
-    make_app,
-    read_model,
-    server_ssl_context,
-)
+from shinha.http.server import Handler, error_response, make_app, server_ssl_context
 from shinha.wire import (
     DaemonRef,
     Dispatch,
     DispatchReply,
     Fence,
-    FencedRefusal,
     Health,
     PingReply,
     Role,
@@ -86,14 +77,6 @@ def state_root(config: Config) -> Path:
     if not workdir.is_absolute():
         workdir = Path(config.main_file).parent / workdir
     return workdir.resolve()
-
-
-class Fenced(Exception):
-    """A request from an epoch lower than ours: answered 409."""
-
-    def __init__(self, held: int, got: int) -> None:
-        super().__init__(f"epoch {got} is not above the epoch {held} this daemon holds")
-        self.held = held
 
 
 class Daemon:
@@ -185,10 +168,7 @@ class Daemon:
         table the bad-input tests walk)."""
         app = make_app()
         app.middlewares.insert(0, self._gate)
-        app.router.add_get("/ping", self._ping)
-        app.router.add_get("/status", self._status)
-        app.router.add_get("/metrics", self._metrics)
-        app.router.add_post("/dispatch", self._dispatch)
+        DaemonInterface(self).add_routes(app)
         self.add_routes(app)
         return app
 
@@ -377,32 +357,30 @@ class Daemon:
             self.leader = arbiter
             self.leader_contact = self.clock.monotonic()
 
-    async def _ping(self, request: web.Request) -> web.Response:
-        arbiter = request.headers.get("X-Shinha-Arbiter", "")
-        if arbiter:
-            # Only an arbiter that proves the secret (an HMAC of a nonce we handed out; the
-            # secret itself never rides on a ping) counts as "the leader was here".
-            with contextlib.suppress(ValueError):
-                epoch = int(request.headers.get("X-Shinha-Epoch", "-1"))
-                if self.nonces.verify(self.secret, request.headers.get("X-Shinha-Proof", ""),
-                                      arbiter, epoch, self.name):
-                    self.note_leader(arbiter, epoch)
+    def ping(self, arbiter: str, epoch: int | None, proof: str) -> PingReply:
+        """Answer a ping; one from `arbiter` (its epoch, its proof) counts as the leader's
+        contact when the proof holds."""
+        # Only an arbiter that proves the secret (an HMAC of a nonce we handed out; the
+        # secret itself never rides on a ping) counts as "the leader was here".
+        if arbiter and epoch is not None and self.nonces.verify(self.secret, proof, arbiter,
+                                                                epoch, self.name):
+            self.note_leader(arbiter, epoch)
         fence = self.fence
         seen = (None if self.leader_contact is None
                 else round(self.clock.monotonic() - self.leader_contact, 3))
         election = self.election_state()
         health, degraded = self.health()
-        return json_response(PingReply(role=self.role, name=self.name, epoch=self.epoch,
-                                       config_hash=fence.config_hash if fence else "",
-                                       part_hash=self.part_hash,
-                                       topology_hash=self.topology_hash, leader=self.leader,
-                                       leader_seen_ago=seen, leading=self.leading_now(),
-                                       election_master=election[0] if election else "",
-                                       election_term=election[1] if election else 0,
-                                       election_down=election[2] if election else [],
-                                       db_epoch=self.database_epoch(),
-                                       nonce=self.nonces.current(), health=health,
-                                       degraded=degraded))
+        return PingReply(role=self.role, name=self.name, epoch=self.epoch,
+                         config_hash=fence.config_hash if fence else "",
+                         part_hash=self.part_hash,
+                         topology_hash=self.topology_hash, leader=self.leader,
+                         leader_seen_ago=seen, leading=self.leading_now(),
+                         election_master=election[0] if election else "",
+                         election_term=election[1] if election else 0,
+                         election_down=election[2] if election else [],
+                         db_epoch=self.database_epoch(),
+                         nonce=self.nonces.current(), health=health,
+                         degraded=degraded)
 
     def health(self) -> tuple[Health, list[str]]:
         """stopping; degraded, with the critical loops retrying; or ok."""
@@ -431,24 +409,16 @@ class Daemon:
                            loops=self.loops.views(),
                            peers=[p.view() for p in self.peers()], owns=self.owns())
 
-    async def _status(self, request: web.Request) -> web.Response:
-        return json_response(self.status())
-
-    async def _metrics(self, request: web.Request) -> web.Response:
+    def render_metrics(self) -> str:
+        """The metrics in the Prometheus text format."""
         self.metrics.set("epoch", self.epoch, help_text="Highest epoch this daemon holds.")
         self.metrics.set("up", 1, help_text="1 while the daemon serves.", role=self.role,
                          name=self.name)
-        return web.Response(text=self.metrics.render(),
-                            content_type="text/plain", charset="utf-8",
-                            headers={"X-Content-Type-Options": "nosniff"})
+        return self.metrics.render()
 
-    async def _dispatch(self, request: web.Request) -> web.Response:
-        check_secret(request, self.secret)
-        dispatch = await read_model(request, Dispatch)
-        try:
-            self.accept_epoch(dispatch.fence.epoch)
-        except Fenced as exc:
-            return refusal(exc)
+    async def take_dispatch(self, dispatch: Dispatch) -> DispatchReply:
+        """Take a dispatch from the leading arbiter; raise Fenced for an older epoch."""
+        self.accept_epoch(dispatch.fence.epoch)
         self.note_leader(dispatch.fence.arbiter, dispatch.fence.epoch)
         changed = await self.apply_dispatch(dispatch)
         self.fence = dispatch.fence
@@ -459,17 +429,12 @@ class Daemon:
             log.info("%s %s: configuration from arbiter %s (epoch %d, config %s) applied",
                      self.role, self.name, dispatch.fence.arbiter, dispatch.fence.epoch,
                      dispatch.fence.config_hash)
-        return json_response(DispatchReply(accepted=True, reconfigured=changed,
-                                           epoch=self.epoch, part_hash=self.part_hash,
-                                           topology_hash=self.topology_hash))
+        return DispatchReply(accepted=True, reconfigured=changed, epoch=self.epoch,
+                             part_hash=self.part_hash, topology_hash=self.topology_hash)
 
 
 def topology_hash(topology: Topology) -> str:
     return hashlib.sha256(topology.model_dump_json().encode()).hexdigest()[:16]
-
-
-def refusal(exc: Fenced) -> web.Response:
-    return json_response(FencedRefusal(epoch=exc.held, message=str(exc)), status=409)
 
 
 def _abs(config: Config, path: str) -> str:
