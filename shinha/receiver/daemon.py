@@ -7,19 +7,25 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from typing import Any
 
 from aiohttp import web
 
 from shinha.daemon.base import Daemon, DaemonContext
 from shinha.daemon.journal import Journal
 from shinha.errors import JournalError, RequestError
-from shinha.http.server import MAX_CLIENT_BODY, check_secret, json_response, read_model
 from shinha.receiver.commands import parse_command
 from shinha.receiver.deadletter import DeadLetters
-from shinha.receiver.forward import Forwarder
+from shinha.receiver.forward import Forwarder, queue_item
+from shinha.receiver.http import ReceiverInterface
 from shinha.receiver.intake import Catalog
-from shinha.wire import Accepted, CheckResult, CommandLines, Dispatch, PassiveBatch
+from shinha.wire import (
+    Accepted,
+    CheckResult,
+    CommandLines,
+    Dispatch,
+    PassiveBatch,
+    ReceiverOwns,
+)
 
 log = logging.getLogger(__name__)
 
@@ -41,8 +47,7 @@ class ReceiverDaemon(Daemon):
                                    lambda: self.topology)
 
     def add_routes(self, app: web.Application) -> None:
-        app.router.add_post("/api/results", self._results)
-        app.router.add_post("/api/commands", self._commands)
+        ReceiverInterface(self.secret, self).add_routes(app)
 
     async def on_prepare(self) -> None:
         pending = self.journal.open()
@@ -85,32 +90,32 @@ class ReceiverDaemon(Daemon):
                                "it again shortly, or to another receiver")
         return self.catalog
 
-    def owns(self) -> dict[str, Any]:
-        return {"queued": len(self.journal), "dead_letters": self.dead.count,
-                "waiting_for_a_scheduler": self.forwarder.waiting,
-                "schedulers_unreachable": sorted(
-                    n for n, t in self.forwarder.trouble.items() if t.startswith("unreachable")),
-                "schedulers_refusing": sorted(
-                    n for n, t in self.forwarder.trouble.items() if t.startswith("refused")),
-                "journal_failing": self.journal.failing}
+    def owns(self) -> ReceiverOwns:
+        trouble = self.forwarder.trouble
+        return ReceiverOwns(
+            queued=len(self.journal), dead_letters=self.dead.count,
+            waiting_for_a_scheduler=self.forwarder.waiting,
+            schedulers_unreachable=sorted(n for n, t in trouble.items()
+                                          if t.startswith("unreachable")),
+            schedulers_refusing=sorted(n for n, t in trouble.items()
+                                       if t.startswith("refused")),
+            journal_failing=self.journal.failing)
 
     # --- intake -------------------------------------------------------------------------------
 
-    async def _results(self, request: web.Request) -> web.Response:
-        check_secret(request, self.secret)
-        batch = await read_model(request, PassiveBatch, MAX_CLIENT_BODY)
+    async def take_results(self, batch: PassiveBatch) -> Accepted:
+        """Take passive results: all or nothing, on disk before the answer."""
         now = self.clock.time()
         # All or nothing: every item is checked before any is queued.
         door = self.door()
         results = [door.passive(passive, f"results.{i}", now)
                    for i, passive in enumerate(batch.results)]
         for result in results:
-            self.journal.put(result.result_id, {"result": result.model_dump(mode="json")})
+            self.journal.put(result.result_id, queue_item(result))
         return await self._accepted([r.result_id for r in results])
 
-    async def _commands(self, request: web.Request) -> web.Response:
-        check_secret(request, self.secret)
-        batch = await read_model(request, CommandLines, MAX_CLIENT_BODY)
+    async def take_commands(self, batch: CommandLines) -> Accepted:
+        """Take external command lines: all or nothing, on disk before the answer."""
         now = self.clock.time()
         door = self.door()
         parsed = [parse_command(line, f"commands.{i}", now, door.max_output)
@@ -119,15 +124,12 @@ class ReceiverDaemon(Daemon):
             door.command(item, f"commands.{i}", now)
         ids: list[str] = []
         for item in parsed:
-            if isinstance(item, CheckResult):
-                self.journal.put(item.result_id, {"result": item.model_dump(mode="json")})
-                ids.append(item.result_id)
-            else:
-                self.journal.put(item.command_id, {"command": item.model_dump(mode="json")})
-                ids.append(item.command_id)
+            key = item.result_id if isinstance(item, CheckResult) else item.command_id
+            self.journal.put(key, queue_item(item))
+            ids.append(key)
         return await self._accepted(ids)
 
-    async def _accepted(self, ids: list[str]) -> web.Response:
+    async def _accepted(self, ids: list[str]) -> Accepted:
         ticket = self.journal.ticket()
         try:
             await self.journal.commit(ticket)  # durable before we say "accepted"
@@ -140,7 +142,7 @@ class ReceiverDaemon(Daemon):
                                "again later or to another receiver") from None
         self.metrics.inc("accepted_total", len(ids), help_text="Items accepted.")
         self.wakeup.set()
-        return json_response(Accepted(accepted=len(ids), ids=ids), status=202)
+        return Accepted(accepted=len(ids), ids=ids)
 
     # --- forwarding ---------------------------------------------------------------------------
 
