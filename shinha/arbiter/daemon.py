@@ -15,12 +15,13 @@ from __future__ import annotations
 import asyncio
 import functools
 import logging
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
 from aiohttp import web
 
 from shinha.arbiter.assign import Assignment, assign
 from shinha.arbiter.dbapi import DatabaseApi
+from shinha.arbiter.http import ArbiterInterface
 from shinha.arbiter.partition import Plan, cut
 from shinha.arbiter.view import cluster_view
 from shinha.clock import Every
@@ -28,13 +29,12 @@ from shinha.config.daemons import Arbiter, DaemonLink
 from shinha.config.loader import Config
 from shinha.config.staging import stage_off_loop
 from shinha.daemon.base import Daemon, DaemonContext, daemon_ref
-from shinha.daemon.http import refusal
 from shinha.daemon.peers import PeerLink
 from shinha.db.options import Node, cluster_database
 from shinha.errors import ConfigError, Fenced, PeerError, StaleEpoch
 from shinha.http.auth import ping_proof
-from shinha.http.server import check_secret, json_response, read_model
 from shinha.wire import (
+    ArbiterOwns,
     ClusterView,
     DatabaseReach,
     DatabaseReachQuery,
@@ -124,9 +124,7 @@ class ArbiterDaemon(Daemon):
     # --- life cycle -------------------------------------------------------------------------
 
     def add_routes(self, app: web.Application) -> None:
-        app.router.add_get("/cluster", self._cluster)
-        app.router.add_post("/arbiter/heartbeat", self._heartbeat)
-        DatabaseApi(self).add_routes(app)  # POST /db/switchover, /db/promote
+        ArbiterInterface(self.secret, self, DatabaseApi(self)).add_routes(app)
 
     @property
     def active(self) -> bool:
@@ -136,17 +134,16 @@ class ArbiterDaemon(Daemon):
         """Leading, and not just back from a freeze longer than the window (a lease)."""
         return self.leading and self.clock.monotonic() <= self.lease_until
 
-    def owns(self) -> dict[str, Any]:
+    def owns(self) -> ArbiterOwns:
         master = self._master()
-        return {"leading": self.leading, "highest_epoch_seen": self.highest_seen,
-                "parts": sorted(self.plan.parts), "hosts": len(self.config.hosts),
-                "services": len(self.config.services),
-                "standing_in": self.assignment.standing_in,
-                "degraded": self.assignment.degraded,
-                "config_mismatch": bool(self.master_config_hash and self.master_config_hash
-                                        != self.config.config_hash),
-                "fenced": self.fenced_note,
-                "master": master.name if master else None}
+        return ArbiterOwns(
+            leading=self.leading, highest_epoch_seen=self.highest_seen,
+            parts=sorted(self.plan.parts), hosts=len(self.config.hosts),
+            services=len(self.config.services), standing_in=self.assignment.standing_in,
+            degraded=self.assignment.degraded,
+            config_mismatch=bool(self.master_config_hash
+                                 and self.master_config_hash != self.config.config_hash),
+            fenced=self.fenced_note, master=master.name if master else None)
 
     async def on_start(self) -> None:
         self.last_heartbeat = self.clock.monotonic()
@@ -310,16 +307,12 @@ class ArbiterDaemon(Daemon):
                                       f"(window {window:.0f} s)")
                 tick = self.clock.monotonic()  # the takeover's own awaits are not a freeze
 
-    async def _heartbeat(self, request: web.Request) -> web.Response:
-        check_secret(request, self.secret)
-        beat = await read_model(request, Heartbeat)
+    def take_heartbeat(self, beat: Heartbeat) -> HeartbeatReply:
+        """The master's heartbeat: a spare stands down; raise Fenced for an older epoch."""
         if self.leading and beat.fence.epoch <= self.epoch:
             # We dispatch at this epoch: taking the lead back needs a higher one.
-            return refusal(Fenced(self.epoch, beat.fence.epoch))
-        try:
-            self.accept_epoch(beat.fence.epoch)
-        except Fenced as exc:
-            return refusal(exc)
+            raise Fenced(self.epoch, beat.fence.epoch)
+        self.accept_epoch(beat.fence.epoch)
         self.highest_seen = max(self.highest_seen, beat.fence.epoch)
         self.last_heartbeat = self.clock.monotonic()
         master = self.arbiters.get(beat.fence.arbiter)
@@ -334,8 +327,8 @@ class ArbiterDaemon(Daemon):
                             beat.fence.arbiter, beat.fence.config_hash,
                             self.config.config_hash)
         self._stand_down(f"master {beat.fence.arbiter} is back at epoch {beat.fence.epoch}")
-        return json_response(HeartbeatReply(epoch=self.epoch, leading=self.leading,
-                                            config_hash=self.config.config_hash))
+        return HeartbeatReply(epoch=self.epoch, leading=self.leading,
+                              config_hash=self.config.config_hash)
 
     async def _take_lead(self, epoch: int, why: str) -> None:
         self.accept_epoch(epoch)
@@ -564,7 +557,4 @@ class ArbiterDaemon(Daemon):
 
     def cluster(self) -> ClusterView:
         return cluster_view(self)
-
-    async def _cluster(self, request: web.Request) -> web.Response:
-        return json_response(self.cluster())
 

@@ -11,11 +11,14 @@ import asyncio
 import logging
 from typing import TYPE_CHECKING, Literal
 
-from aiohttp import web
-
 from shinha.db.options import MariadbOptions, Node
-from shinha.errors import DatabaseError, DatabaseFenced, DatabaseUnreachable, RequestError
-from shinha.http.server import MAX_CLIENT_BODY, check_secret, json_response, read_model
+from shinha.errors import (
+    DatabaseError,
+    DatabaseFenced,
+    DatabaseUnreachable,
+    RequestError,
+    ShinhaError,
+)
 from shinha.wire import DatabaseChange, DatabaseChangeReply, NotLeading
 
 if TYPE_CHECKING:
@@ -28,29 +31,25 @@ log = logging.getLogger(__name__)
 Action = Literal["switchover", "promote"]
 
 
+class NotLeadingError(ShinhaError):
+    """This arbiter does not lead: only the leading one changes the database primary
+    (answered 409 with `reply`)."""
+
+    def __init__(self, reply: NotLeading) -> None:
+        super().__init__(reply.message)
+        self.reply = reply
+
+
 class DatabaseApi:
     """The handlers, on the arbiter they serve."""
 
     def __init__(self, arbiter: ArbiterDaemon) -> None:
         self.arbiter = arbiter
 
-    def add_routes(self, app: web.Application) -> None:
-        app.router.add_post("/db/switchover", self.switchover)
-        app.router.add_post("/db/promote", self.promote)
-
-    async def switchover(self, request: web.Request) -> web.Response:
-        """Planned change of primary to a replica that has every transaction: nothing lost."""
-        check_secret(request, self.arbiter.secret)
-        change = await read_model(request, DatabaseChange, MAX_CLIENT_BODY)
-        return await self._change("switchover", change)
-
-    async def promote(self, request: web.Request) -> web.Response:
-        """Promote a node when the primary is lost (refused while another is writable)."""
-        check_secret(request, self.arbiter.secret)
-        change = await read_model(request, DatabaseChange, MAX_CLIENT_BODY)
-        return await self._change("promote", change)
-
-    async def _change(self, action: Action, change: DatabaseChange) -> web.Response:
+    async def change(self, action: Action, change: DatabaseChange) -> DatabaseChangeReply:
+        """Switch over (planned: a replica that has every transaction, nothing lost) or
+        promote (the primary is lost; refused while another is writable); raise NotLeading
+        on an arbiter that does not lead."""
         arbiter = self.arbiter
         watch, options = arbiter.dbwatch, arbiter.database
         if watch is None or options is None:
@@ -59,7 +58,7 @@ class DatabaseApi:
                                "change")
         node = _node(options, change.node)
         if not arbiter.leading_now():
-            return _not_leading(arbiter)
+            raise NotLeadingError(_not_leading(arbiter))
         loop = asyncio.get_running_loop()
         started = loop.time()
         old, previous = watch.primary, watch.epoch
@@ -75,10 +74,10 @@ class DatabaseApi:
                                "; `shinha db status` shows where each node stands"
                                ) from None
         seconds = round(loop.time() - started, 3)
-        return json_response(DatabaseChangeReply(
+        return DatabaseChangeReply(
             action=action, old_primary=old.name if old else "", primary=node.name,
             previous_epoch=previous, epoch=promotion.epoch, seconds=seconds,
-            repointed=[n.name for n in promotion.repointed], skipped=promotion.skipped))
+            repointed=[n.name for n in promotion.repointed], skipped=promotion.skipped)
 
 
 async def _act(watch: DatabaseWatch, action: Action, node: Node, timeout: float) -> Promotion:
@@ -110,7 +109,7 @@ def _status_of(exc: DatabaseError) -> tuple[int, str]:
     return 409, "database_refused"
 
 
-def _not_leading(arbiter: ArbiterDaemon) -> web.Response:
+def _not_leading(arbiter: ArbiterDaemon) -> NotLeading:
     leader = known_leader(arbiter)
     where = (f"arbiter {leader} leads: ask it" if leader else
              "no arbiter is known to lead right now: wait for one to take the lead "
@@ -121,7 +120,7 @@ def _not_leading(arbiter: ArbiterDaemon) -> web.Response:
                       f"the leading arbiter changes the database primary: {where}"
                       + (" (" + ", ".join(f"{a.name} at {a.address}:{a.listen_port}"
                                           for a in others) + ")" if others else ""))
-    return json_response(body, status=409)
+    return body
 
 
 def known_leader(arbiter: ArbiterDaemon) -> str:

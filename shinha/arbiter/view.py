@@ -57,7 +57,7 @@ def cluster_view(arbiter: ArbiterDaemon) -> ClusterView:
             if reply and reply.role in ("poller", "dataserver") else ""))
     return ClusterView(arbiter=arbiter.name, epoch=arbiter.epoch,
                        config_hash=arbiter.config.config_hash, leading=arbiter.leading,
-                       spare_config_mismatch=bool(arbiter.owns()["config_mismatch"]),
+                       spare_config_mismatch=arbiter.owns().config_mismatch,
                        daemons=views, unplaced_hosts=len(arbiter.plan.unplaced_hosts),
                        unowned_checks=len(arbiter.plan.unowned_checks),
                        problems=arbiter.problems,
