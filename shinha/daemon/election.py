@@ -47,7 +47,7 @@ class Election:
         self._down_logged: set[str] = set()
 
     def add_routes(self, app: web.Application) -> None:
-        app.router.add_post("/election/heartbeat", self._beat)
+        ElectionInterface(self.secret, self).add_routes(app)
 
     def down(self) -> list[str]:
         """Peers silent for more than 2 × server_threshold (after a start-up grace)."""
@@ -135,12 +135,27 @@ class Election:
                 self.changed.set()
             self.evaluate()
 
-    async def _beat(self, request: web.Request) -> web.Response:
+    def take_beat(self, beat: ElectionBeat) -> ElectionBeat:
+        """A peer's heartbeat; answer with ours."""
+        self._heard(beat)
+        return ElectionBeat(name=self.me.name, token=self.me.master, master=self.master,
+                            term=self.term)
+
+
+class ElectionInterface:
+    """POST /election/heartbeat."""
+
+    def __init__(self, secret: str, election: Election) -> None:
+        self.secret = secret
+        self.election = election
+
+    def add_routes(self, app: web.Application) -> None:
+        app.router.add_post("/election/heartbeat", self.beat)
+
+    async def beat(self, request: web.Request) -> web.Response:
         check_secret(request, self.secret)
         beat = await read_model(request, ElectionBeat)
-        self._heard(beat)
-        return json_response(ElectionBeat(name=self.me.name, token=self.me.master,
-                                          master=self.master, term=self.term))
+        return json_response(self.election.take_beat(beat))
 
 
 def election_peers(me: DaemonLink, daemons: dict[str, DaemonLink], default_realm: str
