@@ -44,15 +44,17 @@ class ArbiterInterface:
 
     async def switchover(self, request: web.Request) -> web.Response:
         """Planned change of primary to a replica that has every transaction: nothing lost."""
-        return await self._change(request, "switchover")
+        check_secret(request, self.secret)
+        change = await read_model(request, DatabaseChange, MAX_CLIENT_BODY)
+        return await self._change("switchover", change)
 
     async def promote(self, request: web.Request) -> web.Response:
         """Promote a node when the primary is lost (refused while another is writable)."""
-        return await self._change(request, "promote")
-
-    async def _change(self, request: web.Request, action: Action) -> web.Response:
         check_secret(request, self.secret)
         change = await read_model(request, DatabaseChange, MAX_CLIENT_BODY)
+        return await self._change("promote", change)
+
+    async def _change(self, action: Action, change: DatabaseChange) -> web.Response:
         try:
             return json_response(await self.database.change(action, change))
         except NotLeadingError as exc:

@@ -15,13 +15,13 @@ from shinha.clock import Every
 from shinha.config.objects import Module
 from shinha.daemon.base import Daemon, DaemonContext
 from shinha.daemon.election import Election, election_peers
+from shinha.dataserver.http import DataserverInterface
 from shinha.dataserver.mariadb import MariadbStore
 from shinha.dataserver.sqlite import SqliteStore
 from shinha.dataserver.store import Store
 from shinha.db.options import Node, module_options
 from shinha.db.probe import node_of, probe
 from shinha.errors import RequestError, StorageError
-from shinha.http.server import check_secret, json_response, read_model
 from shinha.wire import (
     DatabaseReach,
     DatabaseReachQuery,
@@ -30,6 +30,7 @@ from shinha.wire import (
     Event,
     HistoryPage,
     IngestBatch,
+    IngestReply,
     StateAnswer,
     StatePage,
     StateQuery,
@@ -38,7 +39,6 @@ from shinha.wire import (
 
 log = logging.getLogger(__name__)
 T = TypeVar("T")
-MAX_PAGE = 1000
 #: Storage modules a data-server may list (the first one listed is used).
 STORAGE_TYPES = ("sqlite", "mariadb")
 
@@ -162,13 +162,7 @@ class DataserverDaemon(Daemon):
 
     def add_routes(self, app: web.Application) -> None:
         self.election.add_routes(app)
-        app.router.add_post("/api/ingest", self._ingest)
-        app.router.add_post("/api/states", self._states)
-        app.router.add_get("/api/hosts", self._hosts)
-        app.router.add_get("/api/services", self._services)
-        app.router.add_get("/api/services/{host}/{service}/history", self._history)
-        app.router.add_get("/api/hosts/{host}/history", self._host_history)
-        app.router.add_post("/db/reach", self._db_reach)
+        DataserverInterface(self.secret, self).add_routes(app)
 
     async def on_prepare(self) -> None:
         self.state.path.mkdir(parents=True, exist_ok=True)
@@ -189,9 +183,8 @@ class DataserverDaemon(Daemon):
             stored_new=stored("new"), only_bumped=stored("bumped"),
             duplicates=stored("duplicate"))
 
-    async def _ingest(self, request: web.Request) -> web.Response:
-        check_secret(request, self.secret)
-        batch = await read_model(request, IngestBatch)
+    async def ingest(self, batch: IngestBatch) -> IngestReply:
+        """Store a scheduler's batch; 503 (sent again) when the store cannot take it."""
         try:
             reply = await self.store.ingest(batch)
         except StorageError as exc:
@@ -209,13 +202,11 @@ class DataserverDaemon(Daemon):
         self.metrics.inc("results_stored_total", reply.stored_new, help_text, kind="new")
         self.metrics.inc("results_stored_total", reply.only_bumped, help_text, kind="bumped")
         self.metrics.inc("results_stored_total", reply.duplicates, help_text, kind="duplicate")
-        return json_response(reply)
+        return reply
 
-    async def _states(self, request: web.Request) -> web.Response:
-        check_secret(request, self.secret)
-        query = await read_model(request, StateQuery)
-        states = await self._read(self.store.states(query.hosts))
-        return json_response(StateAnswer(states=states))
+    async def states(self, query: StateQuery) -> StateAnswer:
+        """The state rows of these hosts (a scheduler resuming its part)."""
+        return StateAnswer(states=await self._read(self.store.states(query.hosts)))
 
     async def _read(self, work: Awaitable[T]) -> T:
         """A read; a database that cannot answer is a 503 (ask again, or another
@@ -225,10 +216,9 @@ class DataserverDaemon(Daemon):
         except StorageError as exc:
             raise RequestError(503, "storage_unavailable", f"cannot read now: {exc}") from None
 
-    async def _source(self, request: web.Request) -> tuple[Node | None, str, float | None]:
+    async def _source(self, consistency: str) -> tuple[Node | None, str, float | None]:
         """Where a read goes: the primary, or with ?consistency=replica a replica (MariaDB),
         with its lag."""
-        consistency = request.query.get("consistency", "primary")
         if consistency not in ("primary", "replica"):
             raise RequestError(400, "invalid", "consistency: primary or replica",
                                "consistency")
@@ -251,43 +241,35 @@ class DataserverDaemon(Daemon):
         raise RequestError(503, "storage_unavailable", "no replica answers: "
                            + ("; ".join(errors) or "none published"), "consistency")
 
-    async def _hosts(self, request: web.Request) -> web.Response:
-        offset, limit = _paging(request)
-        state = _int_param(request, "state")
-        replica, served, lag = await self._source(request)
+    async def hosts(self, offset: int, limit: int, state: int | None,
+                    consistency: str) -> StatePage:
+        """A page of the hosts' states."""
+        replica, served, lag = await self._source(consistency)
         total, rows = await self._read(self._list_hosts(offset, limit, state, replica))
-        return json_response(StatePage(total=total, offset=offset, limit=limit, items=rows,
-                                       served_by=served, lag=lag))
+        return StatePage(total=total, offset=offset, limit=limit, items=rows,
+                         served_by=served, lag=lag)
 
-    async def _services(self, request: web.Request) -> web.Response:
-        offset, limit = _paging(request)
-        state = _int_param(request, "state")
-        host = request.query.get("host") or None
-        problems = request.query.get("problems", "0") not in ("", "0", "false")
-        replica, served, lag = await self._source(request)
+    async def services(self, offset: int, limit: int, host: str | None, state: int | None,
+                       problems: bool, consistency: str) -> StatePage:
+        """A page of the services' states."""
+        replica, served, lag = await self._source(consistency)
         total, rows = await self._read(self._list_services(offset, limit, host, state,
                                                            problems, replica))
-        return json_response(StatePage(total=total, offset=offset, limit=limit, items=rows,
-                                       served_by=served, lag=lag))
+        return StatePage(total=total, offset=offset, limit=limit, items=rows,
+                         served_by=served, lag=lag)
 
-    async def _history(self, request: web.Request) -> web.Response:
-        return await self._history_of(request, request.match_info["service"])
-
-    async def _host_history(self, request: web.Request) -> web.Response:
-        return await self._history_of(request, "")
-
-    async def _history_of(self, request: web.Request, service: str) -> web.Response:
-        offset, limit = _paging(request)
-        replica, served, lag = await self._source(request)
-        host = request.match_info["host"]
+    async def history(self, host: str, service: str, offset: int, limit: int,
+                      consistency: str) -> HistoryPage:
+        """A page of the history of a service (of a host, with service '')."""
+        replica, served, lag = await self._source(consistency)
         if replica is not None:
             assert isinstance(self.store, MariadbStore)
             work = self.store.history(host, service, offset, limit, replica=replica)
         else:
             work = self.store.history(host, service, offset, limit)
         total, rows = await self._read(work)
-        return json_response(HistoryPage(total=total, offset=offset, limit=limit, items=rows,
-                                         served_by=served, lag=lag))
+        return HistoryPage(total=total, offset=offset, limit=limit, items=rows,
+                           served_by=served, lag=lag)
 
     def _list_hosts(self, offset: int, limit: int, state: int | None, replica: Node | None
                     ) -> Awaitable[tuple[int, list[StateRow]]]:
@@ -305,11 +287,9 @@ class DataserverDaemon(Daemon):
                                             replica=replica)
         return self.store.list_services(offset, limit, host, state, problems)
 
-    async def _db_reach(self, request: web.Request) -> web.Response:
+    async def reach(self, query: DatabaseReachQuery) -> DatabaseReach:
         """The arbiter asks, before a database failover: can this data-server reach the
         node? (A failover happens only when no data-server can.)"""
-        check_secret(request, self.secret)
-        query = await read_model(request, DatabaseReachQuery)
         if not isinstance(self.store, MariadbStore):
             raise RequestError(400, "invalid", "this data-server stores into SQLite", "node")
         options = self.store.options
@@ -318,26 +298,5 @@ class DataserverDaemon(Daemon):
             raise RequestError(400, "invalid", f"node: {query.node!r} is not in ha_hosts",
                                "node")
         status = await probe(node, options)
-        return json_response(DatabaseReach(node=node.name, reachable=status.reachable,
-                                           error=status.error))
+        return DatabaseReach(node=node.name, reachable=status.reachable, error=status.error)
 
-
-def _int_param(request: web.Request, name: str, default: int | None = None,
-               low: int = 0, high: int = 1 << 31) -> int | None:
-    raw = request.query.get(name)
-    if raw is None or raw == "":
-        return default
-    try:
-        value = int(raw)
-    except ValueError:
-        raise RequestError(400, "invalid", f"{name}: must be a whole number, got {raw!r}",
-                           name) from None
-    if not low <= value <= high:
-        raise RequestError(400, "invalid", f"{name}: must be between {low} and {high}", name)
-    return value
-
-
-def _paging(request: web.Request) -> tuple[int, int]:
-    offset = _int_param(request, "offset", 0) or 0
-    limit = _int_param(request, "limit", 100, low=1, high=MAX_PAGE) or 100
-    return offset, limit
