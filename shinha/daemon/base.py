@@ -320,9 +320,8 @@ class Daemon:
         self.topology = dispatch.topology
         return changed
 
-    def owns(self) -> RoleOwns | dict[str, Any] | None:
-        """Return what this daemon holds, for /status: its role's model (a dict of the same
-        fields is validated into it when the status is built)."""
+    def owns(self) -> RoleOwns | None:
+        """Return what this daemon holds, for /status: its role's model."""
         return None
 
     def peers(self) -> list[PeerLink]:
