@@ -183,6 +183,33 @@ def test_item_the_scheduler_refuses_is_dead_lettered_not_retried(cluster: Cluste
     assert gone in dead and "not configured on host" in dead
 
 
+def test_items_of_a_host_that_left_the_configuration_go_to_the_dead_letters(
+        cluster: Cluster) -> None:
+    """Queued before a reload removed their host (here, written to the queue while the
+    receiver was down): no scheduler will ever take them. They are moved aside with the
+    reason, not held for good among the items waiting for a scheduler."""
+    before = cluster.get(RX, "/status")["owns"]["dead_letters"]
+    cluster.kill(RX)
+    queue = cluster.root / "var" / f"receiver-{RX}" / "queue.jsonl"
+    gone, cmd = uuid.uuid4().hex, uuid.uuid4().hex
+    with open(queue, "a") as fh:
+        item = {"result": {"result_id": gone, "host": "decommissioned", "service": "PASSIVE",
+                           "return_code": 2, "output": "queued", "passive": True}}
+        fh.write(json.dumps({"put": gone, "item": item}) + "\n")
+        command = {"command": {"command_id": cmd, "name": "SCHEDULE_FORCED_HOST_CHECK",
+                               "host": "decommissioned", "entry_time": time.time(),
+                               "args": ["decommissioned", str(int(time.time()))]}}
+        fh.write(json.dumps({"put": cmd, "item": command}) + "\n")
+    cluster.start(RX)
+    cluster.wait(lambda: cluster.get(RX, "/status")["owns"]["dead_letters"] == before + 2,
+                 30, "both items dead-lettered")
+    owns = cluster.get(RX, "/status")["owns"]
+    assert owns["queued"] == 0 and owns["waiting_for_a_scheduler"] == 0, owns
+    dead = (cluster.root / "var" / f"receiver-{RX}" / "deadletter.jsonl").read_text()
+    assert gone in dead and cmd in dead
+    assert "host 'decommissioned' is no longer in the configuration" in dead
+
+
 def test_far_future_time_in_the_queue_does_not_pin_the_service(cluster: Cluster) -> None:
     """Defence in depth: a result timed in the future that got past the door (an older
     receiver's queue) is clamped by the scheduler to now + passive_result_max_future."""

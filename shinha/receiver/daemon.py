@@ -44,7 +44,7 @@ class ReceiverDaemon(Daemon):
         self.wakeup = asyncio.Event()
         self.forwarder = Forwarder(self.name, self.journal, self.dead, self.client, self.clock,
                                    self.metrics, float(self.link.data_timeout),
-                                   lambda: self.topology)
+                                   lambda: self.topology, lambda: self.catalog)
 
     def add_routes(self, app: web.Application) -> None:
         ReceiverInterface(self.secret, self).add_routes(app)

@@ -25,6 +25,7 @@ from shinha.daemon.metrics import Metrics
 from shinha.errors import JournalError, PeerError, PeerRefused, PeerUnreachable
 from shinha.http.client import PeerClient
 from shinha.receiver.deadletter import DeadLetters
+from shinha.receiver.intake import Catalog
 from shinha.wire import (
     CheckResult,
     DaemonRef,
@@ -63,7 +64,8 @@ class Forwarder:
 
     def __init__(self, name: str, journal: Journal, dead: DeadLetters, client: PeerClient,
                  clock: Clock, metrics: Metrics, timeout: float,
-                 topology: Callable[[], Topology]) -> None:
+                 topology: Callable[[], Topology],
+                 catalog: Callable[[], Catalog | None] = lambda: None) -> None:
         self.name = name
         self.journal = journal
         self.dead = dead
@@ -72,6 +74,8 @@ class Forwarder:
         self.metrics = metrics
         self.timeout = timeout
         self.topology = topology
+        #: What the arbiter says exists now (None before the first dispatch).
+        self.catalog = catalog
         #: Scheduler -> "unreachable" or "refused: …", while it is so (logged on transitions).
         self.trouble: dict[str, str] = {}
         self.waiting = 0
@@ -110,6 +114,12 @@ class Forwarder:
                 continue
             owner = owners.get(parsed.host)
             if owner not in schedulers:
+                catalog = self.catalog()
+                gone = catalog.left(parsed.host, parsed.service) if catalog else None
+                if gone is not None:
+                    # Taken before a reload removed it: no scheduler will ever take it.
+                    self._dead_letter(key, raw, gone)
+                    continue
                 waiting += 1  # its scheduler is dead with no spare: it waits, the rest goes on
                 continue
             assert owner is not None

@@ -43,6 +43,15 @@ class Catalog:
         self.window = Window(float(main.passive_result_max_age),
                              float(main.passive_result_max_future))
 
+    def left(self, host: str, service: str) -> str | None:
+        """Why an item queued for `host` (and `service`) can no longer be taken: its host or
+        service left the configuration since it was accepted (None: it is still there)."""
+        if host not in self.hosts:
+            return f"host {host!r} is no longer in the configuration"
+        if service and (host, service) not in self.services:
+            return f"service {service!r} of host {host!r} is no longer in the configuration"
+        return None
+
     def check_target(self, host: str, service: str, field: str) -> None:
         """Refuse a host, or a service of a host, that the configuration does not have."""
         if host not in self.hosts:
