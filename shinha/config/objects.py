@@ -87,7 +87,7 @@ _CHECKED_COMMON = frozenset({
 })
 _IGNORED_CHECKED = frozenset({
     "obsess_over_host", "obsess_over_service", "obsess", "failure_prediction_enabled",
-    "low_flap_threshold", "high_flap_threshold", "flap_detection_options", "stalking_options",
+    "stalking_options",
     "retain_status_information", "retain_nonstatus_information", "icon_image",
     "icon_image_alt", "vrml_image", "statusmap_image", "2d_coords", "3d_coords",
     "failure_prediction_options", "trigger", "trigger_name", "trigger_broker_raise_enabled",
@@ -129,6 +129,12 @@ class Checkable(ConfigObject):
     event_handler: str = Field("", description="Command run on state changes.")
     event_handler_enabled: bool = Field(True, description="Run the event handler.")
     flap_detection_enabled: bool = Field(True, description="Detect flapping.")
+    flap_detection_options: Names = Field((), description="States recorded in the flapping "
+                                          "history (o,w,c,u / o,d,u); empty: all.")
+    low_flap_threshold: float = Field(0.0, ge=0, le=100, description="Percent of state change "
+                                      "under which flapping stops; 0: the main file's.")
+    high_flap_threshold: float = Field(0.0, ge=0, le=100, description="Percent of state change "
+                                       "from which it is flapping; 0: the main file's.")
     process_perf_data: bool = Field(True, description="Store performance data.")
     notifications_enabled: bool = Field(True, description="Send notifications.")
     notification_interval: float = Field(30.0, ge=0, description="Re-notify period, in "

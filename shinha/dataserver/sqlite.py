@@ -69,7 +69,8 @@ CREATE TABLE meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
 CREATE TABLE counters (name TEXT PRIMARY KEY, value INTEGER NOT NULL);
 CREATE TABLE states (
     id INTEGER PRIMARY KEY,
-    {column_defs(StateRow, COLUMN_TYPES, {"updated_at": "REAL NOT NULL DEFAULT 0"})},
+    {column_defs(StateRow, COLUMN_TYPES, {"updated_at": "REAL NOT NULL DEFAULT 0",
+                                          "alert": "TEXT NOT NULL DEFAULT '{{}}'"})},
     res_row INTEGER, res_sig TEXT NOT NULL DEFAULT '',
     res_hits INTEGER NOT NULL DEFAULT 0, res_time REAL NOT NULL DEFAULT 0
 );

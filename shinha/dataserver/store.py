@@ -37,7 +37,7 @@ from shinha.wire import (
 )
 
 #: The storage schema this code writes; a database of a higher version is refused.
-STORE_SCHEMA_VERSION = 2
+STORE_SCHEMA_VERSION = 3
 #: Lifetime totals kept in the database: results = stored_new + only_bumped.
 COUNTERS = ("stored_new", "only_bumped", "duplicates", "results", "events")
 #: What `problems=True` lists: WARNING, CRITICAL, UNKNOWN (never OK, never PENDING).
@@ -139,6 +139,12 @@ def check_page(offset: int, limit: int) -> None:
 #: Statements that take a database from version N-1 to N (portable SQL).
 MIGRATIONS: dict[int, tuple[str, ...]] = {
     2: ("ALTER TABLE states ADD COLUMN updated_at REAL NOT NULL DEFAULT 0",),
+    3: ("ALTER TABLE states ADD COLUMN alert TEXT NOT NULL DEFAULT '{}'",
+        "ALTER TABLE events ADD COLUMN notification_type TEXT NOT NULL DEFAULT ''",
+        "ALTER TABLE events ADD COLUMN contact TEXT NOT NULL DEFAULT ''",
+        "ALTER TABLE events ADD COLUMN command TEXT NOT NULL DEFAULT ''",
+        "ALTER TABLE events ADD COLUMN return_code BIGINT NULL",
+        "ALTER TABLE events ADD COLUMN action_id TEXT NOT NULL DEFAULT ''"),
 }
 
 
@@ -303,7 +309,7 @@ def _kind(annotation: Any) -> tuple[str, bool]:
     origin = typing.get_origin(annotation)
     if origin is typing.Literal:
         return "choice", nullable
-    if origin is list:
+    if origin is list or (isinstance(annotation, type) and issubclass(annotation, BaseModel)):
         return "json", nullable
     for python, kind in ((bool, "boolean"), (int, "integer"), (float, "real"), (str, "text")):
         if annotation is python:

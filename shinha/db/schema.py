@@ -42,7 +42,8 @@ COLUMN_TYPES = ColumnTypes(integer="INTEGER", real="DOUBLE", boolean="TINYINT",
 STATE_SPECIAL = {"host": f"{NAME} NOT NULL", "service": f"{NAME} NOT NULL",
                  "ack_author": "TEXT NOT NULL", "ack_comment": "TEXT NOT NULL",
                  "last_result_id": "VARCHAR(255) NOT NULL",
-                 "updated_at": "DOUBLE NOT NULL DEFAULT 0"}
+                 "updated_at": "DOUBLE NOT NULL DEFAULT 0",
+                 "alert": "MEDIUMTEXT NOT NULL DEFAULT '{}'"}
 EVENT_SPECIAL = {"event_id": f"{NAME} NOT NULL", "host": f"{NAME} NOT NULL",
                  "service": f"{NAME} NOT NULL", "kind": "VARCHAR(32) NOT NULL",
                  "state_type": "VARCHAR(16) NOT NULL"}

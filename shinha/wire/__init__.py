@@ -8,6 +8,15 @@ CheckResult`).
 
 from __future__ import annotations
 
+from shinha.wire.alerting import (
+    ActionKind,
+    AlertSettings,
+    AlertState,
+    Dependency,
+    Escalation,
+    NotificationType,
+    PendingAction,
+)
 from shinha.wire.base import (
     MAX_EPOCH,
     ROLES,
@@ -117,6 +126,9 @@ __all__ = [
     "ROLES",
     "SCHEMA_VERSION",
     "Accepted",
+    "ActionKind",
+    "AlertSettings",
+    "AlertState",
     "ArbiterOwns",
     "CheckJob",
     "CheckResult",
@@ -134,6 +146,7 @@ __all__ = [
     "DatabaseView",
     "DataserverOwns",
     "DeadLetter",
+    "Dependency",
     "Dispatch",
     "DispatchReply",
     "Downtime",
@@ -141,6 +154,7 @@ __all__ = [
     "ElectionView",
     "ErrorBody",
     "ErrorKind",
+    "Escalation",
     "Event",
     "EventEntry",
     "ExternalCommand",
@@ -162,10 +176,12 @@ __all__ = [
     "NodeReport",
     "NodeStatus",
     "NotLeading",
+    "NotificationType",
     "Owns",
     "PassiveBatch",
     "PassiveResult",
     "PeerView",
+    "PendingAction",
     "PerfDatum",
     "PingReply",
     "PollerJournalItem",

@@ -7,8 +7,9 @@ from typing import Literal
 
 from pydantic import Field
 
-from shinha.config.objects import Command, Host, Service
+from shinha.config.objects import Command, Contact, Contactgroup, Host, Service
 from shinha.config.timeperiod import Timeperiod
+from shinha.wire.alerting import AlertSettings, Dependency, Escalation
 from shinha.wire.base import DaemonRef, Fence, Finite, Int64, Wire
 from shinha.wire.database import DatabaseTopology
 
@@ -35,6 +36,15 @@ class SchedulerPart(Finite):
     timeperiods: list[Timeperiod]
     resources: dict[str, str] = Field(default_factory=dict, repr=False)
     settings: CheckSettings = Field(default_factory=CheckSettings)
+    contacts: list[Contact] = Field(default_factory=list, description="The contacts its hosts, "
+                                    "services and escalations name (groups expanded).")
+    contactgroups: list[Contactgroup] = Field(default_factory=list, description="The contact "
+                                              "groups they name, members resolved.")
+    escalations: list[Escalation] = Field(default_factory=list)
+    dependencies: list[Dependency] = Field(default_factory=list, description="Dependencies "
+                                           "whose dependent is in this part (its master is "
+                                           "too: the arbiter keeps them together).")
+    alerting: AlertSettings = Field(default_factory=AlertSettings)
 
 
 class Topology(Finite):

@@ -7,6 +7,7 @@ from typing import Annotated, Literal
 
 from pydantic import Field
 
+from shinha.wire.alerting import AlertState
 from shinha.wire.base import MAX_EPOCH, Finite, Int64, Wire
 from shinha.wire.checks import CheckResult, PerfDatum
 
@@ -34,6 +35,8 @@ class StateRow(Finite):
     last_result_id: str = ""
     updated_at: float = Field(0.0, description="Wall time of the last change by a scheduler: "
                               "the newer row wins when a scheduler takes a part back.")
+    alert: AlertState = Field(default_factory=AlertState, description="Notification number, "
+                              "flapping history, notifications recorded and not yet run.")
 
 
 class Downtime(Finite):
@@ -56,12 +59,19 @@ class Event(Finite):
     host: str
     service: str = ""
     kind: Literal["state", "ack", "unack", "downtime_start", "downtime_end", "downtime_add",
-                  "downtime_remove", "command"]
+                  "downtime_remove", "command", "notification", "eventhandler",
+                  "flapping_start", "flapping_stop"]
     state: Int64 | None = None
     state_type: str = ""
     attempt: Int64 = 0
     output: str = ""
     detail: str = ""
+    notification_type: str = Field("", description="Notifications: PROBLEM, RECOVERY, …")
+    contact: str = Field("", description="Notifications: who was notified.")
+    command: str = Field("", description="Notifications and event handlers: the command run.")
+    return_code: Int64 | None = Field(None, description="Its exit code (None: not run).")
+    action_id: str = Field("", description="Notifications and event handlers: the id passed "
+                           "to the command; a resend after a crash has the same.")
 
 
 class IngestBatch(Wire):
