@@ -18,10 +18,11 @@ import pytest
 
 from shinha.clock import ManualClock
 from shinha.dataserver.sqlite import DB_FILENAME, SqliteStore
-from shinha.dataserver.store import Store
+from shinha.dataserver.store import STORE_SCHEMA_VERSION, Store
 from shinha.db.schema import SHARED_TABLES
 from shinha.errors import StorageError
 from shinha.wire import (
+    AlertState,
     CheckResult,
     Downtime,
     Event,
@@ -501,7 +502,8 @@ def test_sqlite_given_a_directory_uses_the_default_file(tmp_path: Path) -> None:
 def test_a_newer_schema_is_refused(backend: Backend) -> None:
     run(Store.counters, backend)
     backend.sql("UPDATE meta SET value = '99' WHERE `key` = 'schema_version'")
-    with pytest.raises(StorageError, match="schema version 99, newer than the 2"):
+    with pytest.raises(StorageError,
+                       match=f"schema version 99, newer than the {STORE_SCHEMA_VERSION}"):
         run(Store.counters, backend)
 
 
@@ -509,6 +511,9 @@ def test_a_version_1_database_is_migrated_and_keeps_its_rows(backend: Backend) -
     run(Store.counters, backend)
     # Made to look like a version-1 database.
     backend.sql("ALTER TABLE states DROP COLUMN updated_at")
+    backend.sql("ALTER TABLE states DROP COLUMN alert")
+    for column in ("notification_type", "contact", "command", "return_code", "action_id"):
+        backend.sql(f"ALTER TABLE events DROP COLUMN {column}")
     backend.sql("INSERT INTO states (host, service, state, state_type, attempt, "
                 "last_check, last_state_change, last_hard_state, last_hard_state_change, "
                 "output, long_output, perfdata, acknowledged, ack_author, ack_comment, "
@@ -521,7 +526,8 @@ def test_a_version_1_database_is_migrated_and_keeps_its_rows(backend: Backend) -
 
     rows = run(states, backend)
     assert [(r.output, r.acknowledged, r.updated_at) for r in rows] == [("old", True, 0.0)]
-    assert backend.scalar("SELECT value FROM meta WHERE `key` = 'schema_version'") == 2
+    assert rows[0].alert == AlertState()
+    assert int(backend.scalar("SELECT value FROM meta WHERE `key` = 'schema_version'")) == 3
 
 
 def test_sqlite_refuses_a_corrupt_file(tmp_path: Path) -> None:

@@ -12,7 +12,7 @@ import re
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 
-from shinha.config.objects import Host, Service
+from shinha.config.objects import Contact, Host, Service
 
 _MACRO = re.compile(r"\$([A-Za-z0-9_]*)\$")
 
@@ -52,6 +52,8 @@ class MacroContext:
     resources: Mapping[str, str] = field(default_factory=dict)
     #: Run-time macros supplied by the scheduler ($HOSTSTATE$, $SERVICEOUTPUT$, …).
     runtime: Mapping[str, str] = field(default_factory=dict)
+    #: The contact of a notification ($CONTACTNAME$, $CONTACTEMAIL$, $_CONTACTFOO$, …).
+    contact: Contact | None = None
 
     def lookup(self, name: str) -> str | None:
         host, service = self.host, self.service
@@ -63,6 +65,8 @@ class MacroContext:
             return host.customs.get(name[5:])
         if name.startswith("_SERVICE"):
             return service.customs.get(name[8:]) if service else None
+        if name.startswith("CONTACT") or name.startswith("_CONTACT"):
+            return self._contact(name)
         simple = {
             "HOSTNAME": host.host_name,
             "HOSTALIAS": host.alias or host.host_name,
@@ -83,6 +87,18 @@ class MacroContext:
                 "MAXSERVICEATTEMPTS": str(service.max_check_attempts),
             })
         return simple.get(name)
+
+    def _contact(self, name: str) -> str | None:
+        contact = self.contact
+        if contact is None:
+            return None
+        if name.startswith("_CONTACT"):
+            return contact.customs.get(name[8:])
+        return {"CONTACTNAME": contact.contact_name,
+                "CONTACTALIAS": contact.alias or contact.contact_name,
+                "CONTACTEMAIL": contact.email, "CONTACTPAGER": contact.pager,
+                "CONTACTGROUPNAME": contact.contactgroups[0] if contact.contactgroups else "",
+                "CONTACTGROUPNAMES": ",".join(contact.contactgroups)}.get(name)
 
 
 def expand(text: str, ctx: MacroContext, args: list[str] | None = None) -> str:

@@ -69,11 +69,12 @@ class Command(ConfigObject):
 
     object_type: ClassVar[str] = "command"
     key_property: ClassVar[str] = "command_name"
-    ignored_properties: ClassVar[frozenset[str]] = frozenset({"reactionner_tag"})
 
     command_name: str = Field(description="Name that `check_command` and handlers refer to.")
     command_line: str = Field(description="What to run; macros are expanded by the scheduler.")
     poller_tag: str = Field("None", description="Only pollers with this tag run it (Shinken).")
+    reactionner_tag: str = Field("None", description="As a notification or event handler "
+                                 "command: only pollers with this tag run it (Shinken).")
     module_type: str = Field("fork", description="fork: the poller runs command_line as a "
                              "plugin; tcp or http: the poller runs a native check, with "
                              "command_line holding its key=value arguments.")

@@ -174,7 +174,7 @@ def make_result(job: CheckJob, started: float, return_code: int, output: str,
         result_id=new_id(), job_id=job.job_id, host=job.host, service=job.service,
         return_code=return_code, output=output, long_output=long_output,
         perfdata=perfdata or [], started=started, finished=time.time(),
-        latency=started - job.due, timed_out=timed_out)
+        latency=started - job.due, timed_out=timed_out, kind=job.kind)
 
 
 def _collect(proc: subprocess.Popen[bytes], pipes: dict[int, _Capture],

@@ -8,9 +8,11 @@ import logging
 
 from aiohttp import web
 
+from shinha.clock import Every
 from shinha.config.timeperiod import Timeperiod
 from shinha.daemon.base import Daemon, DaemonContext
 from shinha.errors import PeerError
+from shinha.scheduler.alerter import Alerter
 from shinha.scheduler.handout import Handout
 from shinha.scheduler.http import SchedulerInterface
 from shinha.scheduler.items import (
@@ -63,11 +65,14 @@ class SchedulerDaemon(Daemon):
                                reschedule=self.reschedule, topology=self._topology,
                                pollers=ctx.config.daemons.get("poller", {}),
                                stopping=self.stopping)
+        self.alerter = Alerter(self.name, self.clock, self.metrics, outbox=self.outbox,
+                               handout=self.handout, items=self._items)
         self.results = Results(self.name, self.clock, self.metrics, outbox=self.outbox,
                                handout=self.handout, items=self._items,
                                loading=self._loading, reschedule=self.reschedule,
                                topology=self._topology,
-                               max_future=float(ctx.config.main.passive_result_max_future))
+                               max_future=float(ctx.config.main.passive_result_max_future),
+                               alerter=self.alerter)
 
     # --- routes and loops -------------------------------------------------------------------
 
@@ -78,6 +83,7 @@ class SchedulerDaemon(Daemon):
         self.loops.start("timetable", self._timetable_loop)
         self.loops.start("orphans", self.handout.orphan_loop)
         self.loops.start("push", self._push_loop)
+        self.loops.start("downtimes", self._downtime_loop)
 
     async def on_stop(self) -> None:
         # Pollers waiting in a pull get their (empty) answer now: nothing more is handed out.
@@ -190,16 +196,20 @@ class SchedulerDaemon(Daemon):
             item = self.items.get((row.host, row.service))
             if item is not None and row.updated_at > item.state.updated_at:
                 item.state.resume(row)
+                if row.downtimes:
+                    self.alerter.with_downtimes.add(item.key)
                 taken += 1
         if taken:
             log.info("scheduler %s: %d newer states taken from the data tier", self.name,
                      taken)
+            self.alerter.resume(self.items)
 
     def _take_part(self, part: SchedulerPart) -> None:
         previous = self.items
         self.part = part
         self.periods = {p.timeperiod_name: p for p in part.timeperiods}
         self.items = build_items(part)
+        self.alerter.load(part, self.items)
         kept = 0
         for key, item in self.items.items():
             old = previous.get(key)
@@ -240,6 +250,8 @@ class SchedulerDaemon(Daemon):
             break
         log.info("scheduler %s: %d states loaded from the data tier", self.name, loaded)
         self._schedule_all()
+        self.alerter.with_downtimes = {k for k, i in self.items.items() if i.state.downtimes}
+        self.alerter.resume(self.items)
         self.loaded.set()
 
     async def _query_states(self, hosts: list[str]) -> StateAnswer:
@@ -309,6 +321,12 @@ class SchedulerDaemon(Daemon):
             if wait > 0:
                 self.timetable.schedule(item, now + wait)
             return
+        if self.alerter.dependencies.fails(item.key, "execution", wall, self.items):
+            # A master is in a failure state: skip this run (Nagios), try at the next one.
+            self.metrics.inc("checks_skipped_total", help_text="Checks not run because an "
+                             "execution dependency failed.")
+            self.timetable.schedule(item, now + item.interval())
+            return
         self.handout.make_ready(item, now, wall)
 
     def reschedule(self, item: CheckItem, due: float) -> None:
@@ -317,6 +335,14 @@ class SchedulerDaemon(Daemon):
         self.timetable.schedule(item, due)
         if due < self.wake_at:
             self.wakeup.set()
+
+    async def _downtime_loop(self) -> None:
+        """Start and end downtimes on time (their notifications and events)."""
+        every = Every(self.clock, 1.0)
+        while True:
+            await every.tick()
+            if self.loaded.is_set():
+                self.alerter.sweep_downtimes(self.clock.time())
 
     async def _push_loop(self) -> None:
         delay = 0.05

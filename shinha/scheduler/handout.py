@@ -14,10 +14,14 @@ from shinha.config.daemons import DaemonLink
 from shinha.daemon.metrics import Metrics
 from shinha.ids import new_id
 from shinha.rendezvous import rendezvous
+from shinha.scheduler.actions import ActionItem
 from shinha.scheduler.items import CheckItem, pull_reply
 from shinha.wire import PullRequest, Topology
 
 log = logging.getLogger(__name__)
+
+#: What a poller is handed: a check, or a notification or event handler.
+Job = CheckItem | ActionItem
 
 #: Seconds past its timeout before a handed-out check counts as orphaned and is re-queued.
 ORPHAN_GRACE = 5.0
@@ -42,10 +46,10 @@ class Handout:
         self.topology = topology
         self.pollers = pollers
         self.stopping = stopping
-        self.ready: dict[str, deque[CheckItem]] = {}
+        self.ready: dict[str, deque[Job]] = {}
         self.ready_events: dict[str, asyncio.Event] = {}
-        #: job id -> (check, deadline: monotonic, 0.0 while not handed out yet)
-        self.in_flight: dict[str, tuple[CheckItem, float]] = {}
+        #: job id -> (check or action, deadline: monotonic, 0.0 while not handed out yet)
+        self.in_flight: dict[str, tuple[Job, float]] = {}
         #: job id -> (poller instance it was handed to)
         self.handed_to: dict[str, str] = {}
         self.pollers_seen: dict[str, float] = {}
@@ -75,10 +79,19 @@ class Handout:
         """Queue a check that is due for its poller, and wake that poller's pull."""
         item.scheduled_wall = wall - max(0.0, now - item.next_due)
         item.job_id = new_id()
-        self.in_flight[item.job_id] = (item, 0.0)
-        queue = self.ready.setdefault(item.poller, deque())
-        queue.append(item)
-        event = self.ready_events.get(item.poller)
+        self._enqueue(item)
+
+    def queue_action(self, action: ActionItem) -> None:
+        """Queue a recorded notification or event handler for the poller of its check (a
+        spare or a covering poller takes it as it takes that poller's checks)."""
+        if action.job_id in self.in_flight:
+            return
+        self._enqueue(action)
+
+    def _enqueue(self, job: Job) -> None:
+        self.in_flight[job.job_id] = (job, 0.0)
+        self.ready.setdefault(job.poller, deque()).append(job)
+        event = self.ready_events.get(job.poller)
         if event is not None:
             event.set()
 
@@ -156,10 +169,10 @@ class Handout:
                     self.requeue_held_by(owner)
         return out
 
-    def _take_from(self, queue: deque[CheckItem], pull: PullRequest,
+    def _take_from(self, queue: deque[Job], pull: PullRequest,
                    jobs: list[str], spread: list[tuple[str, int]] | None = None) -> None:
         now = self.clock.monotonic()
-        skipped: list[CheckItem] = []
+        skipped: list[Job] = []
         while queue and len(jobs) < pull.max_jobs:
             item = queue.popleft()
             if item.job_id not in self.in_flight:
@@ -237,8 +250,12 @@ class Handout:
                         item.poller)
             self._requeue(item, now)
 
-    def _requeue(self, item: CheckItem, now: float) -> None:
-        """Put a check handed out that will never come back in the timetable again."""
+    def _requeue(self, item: Job, now: float) -> None:
+        """Put a check handed out that will never come back in the timetable again; queue
+        an action again at once, with its id (at most one resend)."""
+        if isinstance(item, ActionItem):
+            self._enqueue(item)
+            return
         item.job_id = ""
         self.metrics.inc("orphans_total", help_text="Checks handed out that never "
                          "came back and were re-queued.")

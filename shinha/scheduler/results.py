@@ -11,6 +11,7 @@ from collections.abc import Callable
 
 from shinha.clock import Clock, wait_all
 from shinha.daemon.metrics import Metrics
+from shinha.scheduler.alerter import Alerter
 from shinha.scheduler.commands import apply_command
 from shinha.scheduler.handout import Handout
 from shinha.scheduler.items import CheckItem, Key
@@ -39,7 +40,8 @@ class Results:
     def __init__(self, name: str, clock: Clock, metrics: Metrics, *, outbox: Outbox,
                  handout: Handout, items: Callable[[], dict[Key, CheckItem]],
                  loading: Callable[[], bool], reschedule: Callable[[CheckItem, float], None],
-                 topology: Callable[[], Topology], max_future: float) -> None:
+                 topology: Callable[[], Topology], max_future: float,
+                 alerter: Alerter) -> None:
         """`items` reads the checks of the part held now; `loading` says whether its states
         are still being loaded (nothing is applied then); `reschedule` puts a check in the
         timetable (and wakes its loop when that is sooner)."""
@@ -53,6 +55,7 @@ class Results:
         self.reschedule = reschedule
         self.topology = topology
         self.max_future = max_future
+        self.alerter = alerter
         #: Latency (start minus due) of the last active results, for /status and the bench.
         self.latencies: deque[float] = deque(maxlen=LATENCY_WINDOW)
         self.results_total = 0
@@ -93,6 +96,14 @@ class Results:
                 waiting[rid] = pending
                 continue
             item = items.get((result.host, result.service))
+            if item is not None and result.kind != "check":
+                # A notification or event handler ran: its outcome changes no state.
+                done = self.alerter.outcome(item, result)
+                if done is None:
+                    acked.append(rid)  # recorded already (a resend)
+                else:
+                    waiting[rid] = done
+                continue
             if item is None:
                 owner = self.topology().host_owner.get(result.host)
                 if owner and owner != self.name:
@@ -121,6 +132,8 @@ class Results:
             if item.job_id == result.job_id:
                 item.job_id = ""
         state = result.return_code
+        st = item.state
+        prev_state, prev_type, prev_hard = st.state, st.state_type, st.last_hard_state
         if item.state.is_host:
             state = host_state(state)
             if state == 1 and item.parents and all(
@@ -139,7 +152,11 @@ class Results:
                 log.info("%s/%s is %s %s (attempt %d/%d): %s", item.key[0],
                          item.key[1] or "(host)", item.state.name(), item.state.state_type,
                          item.state.attempt, item.state.max_attempts, result.output[:120])
-        events += item.state.expire_downtimes(wall)
+        actions = self.alerter.downtimes(item, wall, events)
+        actions += self.alerter.after_result(item, prev_state, prev_type, prev_hard, events,
+                                             wall)
+        if st.state != prev_state:
+            self._check_related(items, item, now_mono, wall)
         if item.active and not result.passive:
             interval = item.interval()
             if item.state.state_type == "SOFT" and item.state.problem:
@@ -154,7 +171,34 @@ class Results:
         self.results_total += 1
         if not result.passive:
             self.latencies.append(result.latency)
-        return self.outbox.add(result, item.state.row(), events)
+        future = self.outbox.add(result, item.state.row(), events)
+        self.alerter.when_recorded(future, item, actions)
+        return future
+
+    def _check_related(self, items: dict[Key, CheckItem], item: CheckItem, now_mono: float,
+                       wall: float) -> None:
+        """On-demand checks after a state change (Nagios's reachability logic): a host
+        that changed state has its child hosts checked at once (DOWN becomes UNREACHABLE
+        behind it, or UP again); a host or service that went bad has its parents or its
+        host checked at once, unless their last check is fresher than
+        cached_host_check_horizon."""
+        st = item.state
+        horizon = self.alerter.settings.cached_host_check_horizon
+        related: list[CheckItem] = []
+        if st.is_host:
+            related += [child for name in self.alerter.children.get(st.host, ())
+                        if (child := items.get((name, ""))) is not None]
+            if st.problem:
+                related += [parent for name in item.parents
+                            if (parent := items.get((name, ""))) is not None
+                            and parent.state.last_check < wall - horizon]
+        elif st.problem:
+            host = items.get((st.host, ""))
+            if host is not None and host.state.last_check < wall - horizon:
+                related.append(host)
+        for other in related:
+            if other.active and not self.handout.running(other):
+                self.reschedule(other, now_mono)
 
     # --- receivers ----------------------------------------------------------------------------
 
@@ -184,8 +228,13 @@ class Results:
                 continue
             for item in outcome.force:
                 self.reschedule(item, self.clock.monotonic())
-            futures[cmd.command_id] = self.outbox.add_writes(
-                [i.state.row() for i in outcome.touched], outcome.events)
+            actions = {item.key: self.alerter.after_events(item, outcome.events, wall)
+                       for item in outcome.touched}
+            future = self.outbox.add_writes([i.state.row() for i in outcome.touched],
+                                            outcome.events)
+            for item in outcome.touched:
+                self.alerter.when_recorded(future, item, actions[item.key])
+            futures[cmd.command_id] = future
         if futures:
             await wait_all(self.clock, futures.values(), DURABLE_WAIT)
         taken += [cid for cid, f in futures.items() if f.done() and f.result()]

@@ -12,7 +12,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 
 from shinha.ids import new_id
-from shinha.wire import Downtime, Event, PerfDatum, StateRow
+from shinha.wire import AlertState, Downtime, Event, PerfDatum, StateRow
 
 PENDING = 4
 #: The fields a CheckState shares with a StateRow: all of StateRow's, host and service first.
@@ -52,6 +52,7 @@ class CheckState:
     downtimes: list[Downtime] = field(default_factory=list)
     last_result_id: str = ""
     updated_at: float = 0.0
+    alert: AlertState = field(default_factory=AlertState)
 
     @property
     def is_host(self) -> bool:

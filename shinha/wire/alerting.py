@@ -106,4 +106,6 @@ class AlertState(Finite):
     flap_history: list[int] = Field(default_factory=list, description="The last 21 states.")
     is_flapping: bool = False
     percent_state_change: float = 0.0
+    downtimes_started: list[str] = Field(default_factory=list, description="Downtimes whose "
+                                         "start was announced (DOWNTIMESTART sent or due).")
     pending: list[PendingAction] = Field(default_factory=list)

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import Literal
+
 from pydantic import Field
 
 from shinha.wire.base import Finite, Wire
@@ -31,6 +33,8 @@ class CheckJob(Wire):
     timeout_state: int = Field(2, ge=0, le=3)
     due: float = Field(description="Wall time it was due.")
     poller_tag: str = "None"
+    kind: Literal["check", "notification", "eventhandler"] = Field(
+        "check", description="notification, eventhandler: an action; job_id is its action id.")
 
 
 class CheckResult(Wire):
@@ -50,6 +54,8 @@ class CheckResult(Wire):
     timed_out: bool = False
     passive: bool = False
     poller: str = ""
+    kind: Literal["check", "notification", "eventhandler"] = Field(
+        "check", description="The job's kind: an action's outcome changes no state.")
 
 
 class PullRequest(Wire):
