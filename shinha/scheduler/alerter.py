@@ -142,6 +142,19 @@ class Alerter:
 
     # --- after a result -----------------------------------------------------------------------
 
+    def judge(self, item: CheckItem, state: int, when: float, wall: float,
+              result: CheckResult) -> tuple[list[Event], list[PendingAction]]:
+        """Run the state machine of `item` on one result (`state` already mapped for hosts,
+        timed `when`) at wall time `wall`; then downtimes, flapping, notifications and event
+        handlers. Returns the events to store and the actions recorded in the state."""
+        st = item.state
+        prev_state, prev_type, prev_hard = st.state, st.state_type, st.last_hard_state
+        events = st.apply(state, when, result.output, result.long_output, result.perfdata,
+                          result.result_id)
+        actions = self.downtimes(item, wall, events)
+        actions += self.after_result(item, prev_state, prev_type, prev_hard, events, wall)
+        return events, actions
+
     def after_result(self, item: CheckItem, prev_state: int, prev_type: str, prev_hard: int,
                      events: list[Event], wall: float) -> list[PendingAction]:
         """Flapping, notifications and event handlers after the state machine took a result;

@@ -133,7 +133,7 @@ class Results:
                 item.job_id = ""
         state = result.return_code
         st = item.state
-        prev_state, prev_type, prev_hard = st.state, st.state_type, st.last_hard_state
+        prev_state = st.state
         if item.state.is_host:
             state = host_state(state)
             if state == 1 and item.parents and all(
@@ -145,16 +145,12 @@ class Results:
         if when != result.finished:
             result = result.model_copy(update={"finished": when,
                                                "started": min(result.started or when, when)})
-        events = item.state.apply(state, when, result.output,
-                                  result.long_output, result.perfdata, result.result_id)
+        events, actions = self.alerter.judge(item, state, when, wall, result)
         for event in events:
             if event.kind == "state":
                 log.info("%s/%s is %s %s (attempt %d/%d): %s", item.key[0],
                          item.key[1] or "(host)", item.state.name(), item.state.state_type,
                          item.state.attempt, item.state.max_attempts, result.output[:120])
-        actions = self.alerter.downtimes(item, wall, events)
-        actions += self.alerter.after_result(item, prev_state, prev_type, prev_hard, events,
-                                             wall)
         if st.state != prev_state:
             self._check_related(items, item, now_mono, wall)
         if item.active and not result.passive:
