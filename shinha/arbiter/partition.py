@@ -103,12 +103,14 @@ def plan(config: Config, schedulers: Sequence[Scheduler], pollers: Sequence[Poll
         hosts = [poller_choice.host(config.hosts[h]) for h in host_names]
         services = [poller_choice.service(svc, config.hosts[h]) for h in host_names
                     for svc in sorted(services_by_host[h], key=lambda x: x.service_description)]
-        commands = _used_commands(config, hosts, services)
+        commands = sorted(config.commands.values(), key=lambda c: c.command_name)
         part = SchedulerPart(part_id=s.name, part_hash="", realm=s.realm or config.default_realm,
                              hosts=hosts, services=services, commands=commands,
                              timeperiods=sorted(config.timeperiods.values(),
                                                 key=lambda t: t.timeperiod_name),
-                             resources=config.resources, settings=settings)
+                             resources=config.resources, settings=settings,
+                             contacts=list(config.contacts.values()),
+                             contactgroups=list(config.contactgroups.values()))
         digest = hashlib.sha256()
         for piece in json_slices(part):  # a reload cuts in a worker thread: see wirejson
             digest.update(piece)

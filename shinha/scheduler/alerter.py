@@ -71,8 +71,8 @@ class Alerter:
         self.dependencies = Dependencies(self._in_period)
         self.children: dict[str, list[str]] = {}
         self._rules: dict[Key, Rules] = {}
-        #: Actions whose record the data tier holds (may be handed out).
-        self.recorded: set[str] = set()
+        #: Actions whose record is on its way to the data tier (not to be handed out yet).
+        self.unrecorded: set[str] = set()
         #: Hosts and services with downtimes (the downtime sweep looks at these only).
         self.with_downtimes: set[Key] = set()
         self.sent_total = 0
@@ -354,12 +354,13 @@ class Alerter:
         """Hand `actions` out once the write that records them is durable."""
         if not actions or future is None:
             return
+        self.unrecorded.update(a.action_id for a in actions)
 
         def done(f: asyncio.Future[bool]) -> None:
+            self.unrecorded.difference_update(a.action_id for a in actions)
             if f.cancelled() or not f.result():
                 return  # not recorded: the scheduler stops; nothing ran
             for action in actions:
-                self.recorded.add(action.action_id)
                 if action in item.state.alert.pending:
                     self.handout.queue_action(ActionItem(item.key, action, item.poller))
 
@@ -371,8 +372,8 @@ class Alerter:
         queued = 0
         for item in items.values():
             for action in item.state.alert.pending:
-                if action.action_id not in self.handout.in_flight:
-                    self.recorded.add(action.action_id)
+                if action.action_id not in self.handout.in_flight and \
+                        action.action_id not in self.unrecorded:
                     self.handout.queue_action(ActionItem(item.key, action, item.poller))
                     queued += 1
         if queued:
@@ -388,7 +389,6 @@ class Alerter:
         if action is None:
             return None
         st.alert.pending.remove(action)
-        self.recorded.discard(action.action_id)
         wall = self.clock.time()
         st.updated_at = max(st.updated_at, wall)
         event = Event(event_id=action.action_id, time=wall, host=st.host, service=st.service,

@@ -122,6 +122,8 @@ class SchedulerDaemon(Daemon):
 
     def owns(self) -> SchedulerOwns:
         problems = sum(1 for i in self.items.values() if i.state.problem)
+        actions = sum(len(i.state.alert.pending) for i in self.items.values())
+        flapping = sum(1 for i in self.items.values() if i.state.alert.is_flapping)
         pending = sum(1 for i in self.items.values() if i.state.state == PENDING)
         part = self.part
         return SchedulerOwns(
@@ -130,6 +132,7 @@ class SchedulerDaemon(Daemon):
             problems=problems, pending=pending, in_flight=len(self.handout.in_flight),
             ready=self.handout.queued(), outbox=len(self.outbox),
             states_loaded=self.loaded.is_set(), results_total=self.results.results_total,
+            actions_pending=actions, actions_done=self.alerter.sent_total, flapping=flapping,
             **self.results.latency_stats(), pollers_seen=sorted(self.handout.pollers_seen))
 
     def _items(self) -> dict[Key, CheckItem]:

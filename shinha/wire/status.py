@@ -119,6 +119,11 @@ class SchedulerOwns(Owns):
     outbox: Int64 = Field(description="Items not yet stored by a data-server.")
     states_loaded: bool
     results_total: Int64
+    actions_pending: Int64 = Field(0, description="Notifications and event handlers recorded "
+                                   "and not done yet.")
+    actions_done: Int64 = Field(0, description="Notifications and event handlers run since "
+                                "start (outcome recorded).")
+    flapping: Int64 = Field(0, description="Hosts and services flapping now.")
     latency_p50: float | None = _sampled()
     latency_p99: float | None = _sampled()
     latency_max: float | None = _sampled()
