@@ -38,6 +38,12 @@ SPECS: dict[str, Spec] = {
     "DEL_HOST_DOWNTIME": Spec(False, 1, target=False),
     "REMOVE_SVC_DOWNTIME": Spec(False, 1, target=False),
     "REMOVE_HOST_DOWNTIME": Spec(False, 1, target=False),
+    "ENABLE_SVC_NOTIFICATIONS": Spec(True, 0),
+    "DISABLE_SVC_NOTIFICATIONS": Spec(True, 0),
+    "ENABLE_HOST_NOTIFICATIONS": Spec(False, 0),
+    "DISABLE_HOST_NOTIFICATIONS": Spec(False, 0),
+    "SEND_CUSTOM_SVC_NOTIFICATION": Spec(True, 3),
+    "SEND_CUSTOM_HOST_NOTIFICATION": Spec(False, 3),
 }
 
 _LINE = re.compile(r"^\s*(?:\[(\d+(?:\.\d+)?)\]\s*)?([A-Z_]+)(?:;(.*))?$", re.S)
@@ -47,6 +53,7 @@ _NUMERIC = {
     "SCHEDULE_SVC_DOWNTIME": (0, 1, 4), "SCHEDULE_HOST_DOWNTIME": (0, 1, 4),
     "SCHEDULE_FORCED_SVC_CHECK": (0,), "SCHEDULE_FORCED_HOST_CHECK": (0,),
     "SCHEDULE_SVC_CHECK": (0,), "SCHEDULE_HOST_CHECK": (0,),
+    "SEND_CUSTOM_SVC_NOTIFICATION": (0,), "SEND_CUSTOM_HOST_NOTIFICATION": (0,),
 }
 
 

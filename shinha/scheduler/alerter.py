@@ -284,10 +284,14 @@ class Alerter:
             if (event.host, event.service) != item.key:
                 continue
             notice = None
-            if event.kind == "ack":
+            if event.kind == "ack" and event.detail == "notify":
                 notice = notify.special("ACKNOWLEDGEMENT", st, self.rules(item),
                                         self._context(item, wall), st.ack_author,
                                         st.ack_comment)
+            elif event.kind == "command" and event.detail == "custom_notification":
+                notice = notify.special("CUSTOM", st, self.rules(item),
+                                        self._context(item, wall), event.contact,
+                                        event.output)
             elif event.kind == "downtime_add":
                 self.with_downtimes.add(item.key)
             elif event.kind == "downtime_remove" and event.detail in st.alert.downtimes_started:

@@ -52,6 +52,41 @@ def _ack(cmd: ExternalCommand, items: dict[Key, CheckItem], now: float) -> Comma
     # it with any state change.
     out.events = item.state.acknowledge(args[3], args[4], sticky=args[0].strip() == "2",
                                         now=now)
+    if _flag(args[1]):  # notify: the contacts get an ACKNOWLEDGEMENT notification
+        out.events = [e.model_copy(update={"detail": "notify"}) if e.kind == "ack" else e
+                      for e in out.events]
+    out.touched.append(item)
+    return out
+
+
+def _notifications(cmd: ExternalCommand, items: dict[Key, CheckItem], now: float
+                   ) -> CommandOutcome | None:
+    item = _target(cmd, items)
+    if item is None:
+        return None
+    out = CommandOutcome()
+    disabled = cmd.name.startswith("DISABLE")
+    alert = item.state.alert
+    if alert.notifications_disabled != disabled:
+        alert.notifications_disabled = disabled
+        item.state.updated_at = max(item.state.updated_at, now)
+        out.events = [item.state.event("command", now, f"notifications "
+                                        f"{'disabled' if disabled else 'enabled'}",
+                                        detail=cmd.name)]
+    out.touched.append(item)
+    return out
+
+
+def _custom(cmd: ExternalCommand, items: dict[Key, CheckItem], now: float
+            ) -> CommandOutcome | None:
+    item = _target(cmd, items)
+    if item is None:
+        return None
+    # SEND_CUSTOM_SVC_NOTIFICATION;host;svc;options;author;comment
+    args = cmd.args + [""] * (3 - len(cmd.args))
+    out = CommandOutcome()
+    event = item.state.event("command", now, args[2], detail="custom_notification")
+    out.events = [event.model_copy(update={"contact": args[1]})]  # the author
     out.touched.append(item)
     return out
 
@@ -125,4 +160,10 @@ HANDLERS: dict[str, Callable[[ExternalCommand, dict[Key, CheckItem], float],
     "DEL_HOST_DOWNTIME": _del_downtime,
     "REMOVE_SVC_DOWNTIME": _del_downtime,
     "REMOVE_HOST_DOWNTIME": _del_downtime,
+    "ENABLE_SVC_NOTIFICATIONS": _notifications,
+    "DISABLE_SVC_NOTIFICATIONS": _notifications,
+    "ENABLE_HOST_NOTIFICATIONS": _notifications,
+    "DISABLE_HOST_NOTIFICATIONS": _notifications,
+    "SEND_CUSTOM_SVC_NOTIFICATION": _custom,
+    "SEND_CUSTOM_HOST_NOTIFICATION": _custom,
 }

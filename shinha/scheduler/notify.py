@@ -96,7 +96,7 @@ def _in_downtime(state: CheckState, ctx: Context) -> bool:
 def normal(state: CheckState, rules: Rules, ctx: Context) -> Notice | None:
     """A PROBLEM or RECOVERY notification due after a check result, or None."""
     a = state.alert
-    if not ctx.settings.enable_notifications or not rules.enabled:
+    if not ctx.settings.enable_notifications or not rules.enabled or a.notifications_disabled:
         return None
     if state.state_type != "HARD" or state.state == PENDING:
         return None
@@ -138,8 +138,14 @@ def normal(state: CheckState, rules: Rules, ctx: Context) -> Notice | None:
 
 def special(kind: str, state: CheckState, rules: Rules, ctx: Context, author: str = "",
             comment: str = "") -> Notice | None:
-    """An ACKNOWLEDGEMENT, FLAPPING* or DOWNTIME* notification, or None."""
-    if not ctx.settings.enable_notifications or not rules.enabled:
+    """An ACKNOWLEDGEMENT, CUSTOM, FLAPPING* or DOWNTIME* notification, or None. A CUSTOM
+    one is sent whatever the switches, periods and options (Nagios's forced custom one)."""
+    if kind == "CUSTOM":
+        contacts, escalated, _ = escalate(state, rules, ctx, state.alert.notification_number)
+        return Notice(kind, state.alert.notification_number, contacts, escalated, author,
+                      comment)
+    if (not ctx.settings.enable_notifications or not rules.enabled
+            or state.alert.notifications_disabled):
         return None
     if rules.period and not ctx.in_period(rules.period, ctx.now):
         return None

@@ -111,11 +111,11 @@ class CheckState:
             self.last_hard_state = state
             self.last_hard_state_change = now
         if changed:
-            events.append(self._event("state", now, output))
+            events.append(self.event("state", now, output))
         if self.acknowledged and (state == 0 or (state != prev_state and not self.ack_sticky)):
             self.acknowledged = False
             self.ack_author = self.ack_comment = ""
-            events.append(self._event("unack", now, "acknowledgement ended by a state change"))
+            events.append(self.event("unack", now, "acknowledgement ended by a state change"))
         return events
 
     def acknowledge(self, author: str, comment: str, sticky: bool, now: float) -> list[Event]:
@@ -125,7 +125,7 @@ class CheckState:
         self.updated_at = max(self.updated_at, now)
         self.acknowledged, self.ack_author, self.ack_comment = True, author, comment
         self.ack_sticky = sticky
-        return [self._event("ack", now, f"{author}: {comment}")]
+        return [self.event("ack", now, f"{author}: {comment}")]
 
     def unacknowledge(self, now: float) -> list[Event]:
         if not self.acknowledged:
@@ -133,14 +133,14 @@ class CheckState:
         self.updated_at = max(self.updated_at, now)
         self.acknowledged = False
         self.ack_author = self.ack_comment = ""
-        return [self._event("unack", now, "acknowledgement removed")]
+        return [self.event("unack", now, "acknowledgement removed")]
 
     def add_downtime(self, downtime: Downtime, now: float) -> list[Event]:
         if any(d.downtime_id == downtime.downtime_id for d in self.downtimes):
             return []
         self.updated_at = max(self.updated_at, now)
         self.downtimes.append(downtime)
-        return [self._event("downtime_add", now, f"{downtime.author}: {downtime.comment}",
+        return [self.event("downtime_add", now, f"{downtime.author}: {downtime.comment}",
                             detail=downtime.downtime_id)]
 
     def remove_downtime(self, downtime_id: str, now: float) -> list[Event]:
@@ -149,7 +149,7 @@ class CheckState:
             return []
         self.updated_at = max(self.updated_at, now)
         self.downtimes = kept
-        return [self._event("downtime_remove", now, "downtime removed", detail=downtime_id)]
+        return [self.event("downtime_remove", now, "downtime removed", detail=downtime_id)]
 
     def expire_downtimes(self, now: float) -> list[Event]:
         """Drop downtimes whose end has passed."""
@@ -160,10 +160,10 @@ class CheckState:
             return []
         self.updated_at = max(self.updated_at, now)
         self.downtimes = [d for d in self.downtimes if d.end > now]
-        return [self._event("downtime_end", now, "downtime ended", detail=d.downtime_id)
+        return [self.event("downtime_end", now, "downtime ended", detail=d.downtime_id)
                 for d in ended]
 
-    def _event(self, kind: str, now: float, output: str, detail: str = "") -> Event:
+    def event(self, kind: str, now: float, output: str, detail: str = "") -> Event:
         return Event(event_id=new_id(), time=now, host=self.host, service=self.service,
                      kind=kind,
                      state=self.state, state_type=self.state_type, attempt=self.attempt,

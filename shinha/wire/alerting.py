@@ -97,6 +97,8 @@ class AlertState(Finite):
     last_notification: float = 0.0
     next_notification: float = 0.0
     no_more_notifications: bool = False
+    notifications_disabled: bool = Field(False, description="Turned off by an external "
+                                         "command (DISABLE_SVC_NOTIFICATIONS…).")
     notified_on: list[int] = Field(default_factory=list, description="Problem states notified "
                                    "since the last recovery: a recovery notifies only after one.")
     last_notified_contacts: list[str] = Field(default_factory=list)
