@@ -81,6 +81,32 @@ class MainConfig(BaseModel):
         300, ge=0, description="Seconds: a passive result or command timed further in the "
         "future is refused (400) at the receiver; a scheduler clamps any result's time to "
         "now plus this (clock skew), so that no check is pinned in the future.")
+    # Alerting (Nagios's names and defaults): the schedulers act on them.
+    enable_notifications: bool = Field(True, description="Send notifications at all.")
+    enable_event_handlers: bool = Field(True, description="Run event handlers at all.")
+    enable_flap_detection: bool = Field(True, description="Detect flapping at all.")
+    global_host_event_handler: str = Field("", description="`command!args` run on every host "
+                                           "state change, before the host's own handler; the "
+                                           "command must be defined.")
+    global_service_event_handler: str = Field("", description="`command!args` run on every "
+                                              "service state change, before the service's own "
+                                              "handler; the command must be defined.")
+    notification_timeout: int = Field(30, ge=1, description="Seconds before a notification "
+                                      "command is killed.")
+    event_handler_timeout: int = Field(30, ge=1, description="Seconds before an event handler "
+                                       "is killed.")
+    low_service_flap_threshold: float = Field(5.0, ge=0, le=100, description="Percent of state "
+                                              "change under which a service stops flapping "
+                                              "(a service's own low_flap_threshold wins).")
+    high_service_flap_threshold: float = Field(20.0, ge=0, le=100, description="Percent of "
+                                               "state change from which a service flaps.")
+    low_host_flap_threshold: float = Field(5.0, ge=0, le=100, description="Percent of state "
+                                           "change under which a host stops flapping.")
+    high_host_flap_threshold: float = Field(20.0, ge=0, le=100, description="Percent of state "
+                                            "change from which a host flaps.")
+    cached_host_check_horizon: int = Field(15, ge=0, description="Seconds a host's state stays "
+                                           "fresh enough not to check it again on demand "
+                                           "(a dependency or a parent being looked at).")
 
 
 #: Directives of nagios.cfg (Nagios 4) and shinken.cfg that shinha reads and ignores.
@@ -92,15 +118,14 @@ IGNORED_DIRECTIVES = frozenset({
     "event_broker_options", "broker_module", "log_rotation_method", "log_archive_path",
     "use_syslog", "log_notifications", "log_service_retries", "log_host_retries",
     "log_event_handlers", "log_initial_states", "log_current_states", "log_external_commands",
-    "log_passive_checks", "global_host_event_handler", "global_service_event_handler",
-    "service_inter_check_delay_method", "max_service_check_spread",
+    "log_passive_checks", "service_inter_check_delay_method", "max_service_check_spread",
     "service_interleave_factor", "host_inter_check_delay_method", "max_host_check_spread",
     "max_concurrent_checks", "check_result_reaper_frequency", "max_check_result_reaper_time",
-    "check_result_path", "max_check_result_file_age", "cached_host_check_horizon",
-    "cached_service_check_horizon", "enable_predictive_host_dependency_checks",
+    "check_result_path", "max_check_result_file_age", "cached_service_check_horizon",
+    "enable_predictive_host_dependency_checks",
     "enable_predictive_service_dependency_checks", "soft_state_dependencies",
     "auto_reschedule_checks", "auto_rescheduling_interval", "auto_rescheduling_window",
-    "sleep_time", "event_handler_timeout", "notification_timeout", "ocsp_timeout",
+    "sleep_time", "ocsp_timeout",
     "ochp_timeout", "perfdata_timeout", "retain_state_information", "state_retention_file",
     "retention_update_interval", "use_retained_program_state",
     "use_retained_scheduling_info", "retained_host_attribute_mask",
@@ -108,8 +133,8 @@ IGNORED_DIRECTIVES = frozenset({
     "retained_process_service_attribute_mask", "retained_contact_host_attribute_mask",
     "retained_contact_service_attribute_mask", "use_aggressive_host_checking",
     "execute_service_checks", "accept_passive_service_checks", "execute_host_checks",
-    "accept_passive_host_checks", "enable_notifications", "enable_event_handlers",
-    "process_performance_data", "host_perfdata_command", "service_perfdata_command",
+    "accept_passive_host_checks", "process_performance_data", "host_perfdata_command",
+    "service_perfdata_command",
     "host_perfdata_file", "service_perfdata_file", "host_perfdata_file_template",
     "service_perfdata_file_template", "host_perfdata_file_mode",
     "service_perfdata_file_mode", "host_perfdata_file_processing_interval",
@@ -120,8 +145,7 @@ IGNORED_DIRECTIVES = frozenset({
     "passive_host_checks_are_soft", "check_for_orphaned_services",
     "check_for_orphaned_hosts", "check_service_freshness", "service_freshness_check_interval",
     "check_host_freshness", "host_freshness_check_interval", "additional_freshness_latency",
-    "enable_flap_detection", "low_service_flap_threshold", "high_service_flap_threshold",
-    "low_host_flap_threshold", "high_host_flap_threshold", "date_format",
+    "date_format",
     "p1_file", "enable_embedded_perl", "use_embedded_perl_implicitly",
     "illegal_object_name_chars", "illegal_macro_output_chars", "admin_email", "admin_pager",
     "daemon_dumps_core",
