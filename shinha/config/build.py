@@ -29,21 +29,18 @@ from shinha.config.objects import (
     Servicegroup,
 )
 from shinha.config.parser import RawObject, locate_property
+from shinha.config.relations import RELATION_MODELS
 from shinha.config.timeperiod import Timeperiod, TimeperiodSyntaxError, parse_entry
 
 _MODELS: tuple[type[ConfigObject], ...] = (
     Host, Service, Hostgroup, Servicegroup, Command, Timeperiod, Contact, Contactgroup, Realm,
-    Module, *DAEMON_MODELS.values())
+    Module, *RELATION_MODELS, *DAEMON_MODELS.values())
 OBJECT_MODELS: dict[str, type[ConfigObject]] = {
     m.object_type: m for m in _MODELS
 }
 
 #: Standard Nagios/Shinken/Alignak types that load with a warning and are not acted on.
 IGNORED_TYPES: dict[str, str] = {
-    "hostdependency": "dependencies are not acted on yet",
-    "servicedependency": "dependencies are not acted on yet",
-    "hostescalation": "escalations are not acted on yet",
-    "serviceescalation": "escalations are not acted on yet",
     "escalation": "escalations are not acted on yet",
     "hostextinfo": "extended info is not used",
     "serviceextinfo": "extended info is not used",
@@ -157,7 +154,7 @@ class ObjectBuilder:
             extra = _NO_EXTRA
             if not known.issuperset(props):
                 extra = self._sort_unknown(raw, props, props.keys() - known)
-            if key_prop not in props:
+            if key_prop and key_prop not in props:
                 self.diags.error(f"{self.type} has no {key_prop}", raw.file, raw.line,
                                  f"add '{key_prop} NAME' (or 'register 0' if it is a template)")
                 continue
@@ -419,7 +416,9 @@ class ObjectBuilder:
             return
         src = origin(raw, field, self.inheritance)
         shown = ",".join(value) if isinstance(value, list) else value
-        self.diags.error(f"{self.type} '{props.get(self.model.key_property, '?')}': {field}: "
+        name = (f"'{props.get(self.model.key_property, '?')}'" if self.model.key_property
+                else f"at {raw.file}:{raw.line}")
+        self.diags.error(f"{self.type} {name}: {field}: "
                          f"{_friendly(msg)} (got {shown!r})", src.file,
                          locate_property(src, field), _hint(field, msg))
 

@@ -54,8 +54,18 @@ from shinha.config.objects import (
 )
 from shinha.config.parser import ParsedTree, RawObject, TreeReader, locate_in_block
 from shinha.config.references import check_loaded
+from shinha.config.relations import (
+    Hostdependency,
+    Hostescalation,
+    Resolver,
+    Servicedependency,
+    Serviceescalation,
+    check_main_commands,
+    inherit_contacts,
+)
 from shinha.config.timeperiod import Timeperiod
 from shinha.errors import ConfigError
+from shinha.wire.alerting import Dependency, Escalation
 
 DEFAULT_REALM = "All"
 #: The dialect of a Config made without a load (tests, tools).
@@ -82,6 +92,9 @@ class Config:
     realms: dict[str, Realm] = field(default_factory=dict)
     modules: dict[str, Module] = field(default_factory=dict)
     daemons: dict[str, dict[str, DaemonLink]] = field(default_factory=dict)
+    #: Escalations and dependencies, one per host or service they apply to (relations.py).
+    escalations: list[Escalation] = field(default_factory=list)
+    dependencies: list[Dependency] = field(default_factory=list)
     templates: int = 0
     default_realm: str = DEFAULT_REALM
     config_hash: str = ""
@@ -242,6 +255,7 @@ def _load(main_path: Path) -> LoadResult:
     elif dialect.name == "nagios":
         strict.check_raw(by_type, diags)
     _Assembler(config, by_type, diags, rules_for(config, tree.directives)).run()
+    check_main_commands(config.main, tree.directives, config.commands, diags)
     if dialect.name == "nagios":
         strict.check_tree(config, diags)
     config.config_hash = _hash_files(main_path, tree.files)
@@ -323,11 +337,25 @@ class _Assembler:
         svc_builder = self.builder("service")
         c.services = expand_services(svc_builder, c.hosts, c.hostgroups, facts, self.rules, d)
         svc_builder.release()
+        inherit_contacts(c.services, c.hosts)
         link_servicegroups(c.services, c.servicegroups, self.linker, self.rules)
         link_contactgroups(c.contacts, c.contactgroups, self.linker, self.rules)
         check_loaded(self.by_type, c, self.rules, d)
         self.references()
+        self.relations()
         self.daemon_checks()
+
+    def relations(self) -> None:
+        """Build the escalations and dependencies, one record per host or service."""
+        c = self.config
+        resolver = Resolver(c.hosts, c.hostgroups, c.services, c.contactgroups, self.rules,
+                            self.diags)
+        escalations: list[Hostescalation | Serviceescalation] = [
+            *self.builder("hostescalation").build(), *self.builder("serviceescalation").build()]
+        dependencies: list[Hostdependency | Servicedependency] = [
+            *self.builder("hostdependency").build(), *self.builder("servicedependency").build()]
+        c.escalations = resolver.escalations(escalations)
+        c.dependencies = resolver.dependencies(dependencies)
 
     def run_cluster(self) -> None:
         """Only the daemons, their realms and modules (a satellite's load)."""
