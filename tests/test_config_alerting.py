@@ -204,6 +204,8 @@ def test_servicedependency_without_dependent_host_is_on_the_same_host(tmp_path: 
      "escalation_period never", "'never'"),
     ("define servicedependency {\n host_name web1\n service_description nope\n"
      " dependent_service_description http\n}\n", "service_description nope", "'nope'"),
+    ("define hostescalation {\n host_name web1\n first_notification 3\n"
+     " last_notification 2\n}\n", "last_notification 2", "before first_notification"),
     ("define hostescalation {\n host_name web1\n frist_notification 2\n}\n",
      "frist_notification", "frist_notification"),
 ])
