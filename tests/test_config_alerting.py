@@ -149,6 +149,47 @@ def test_serviceescalation_per_service_with_star_and_exclusion(tmp_path: Path) -
     assert config.escalations[0].escalation_options == ["w", "c"]
 
 
+def test_servicegroups_select_escalated_and_dependent_services(tmp_path: Path) -> None:
+    """Nagios's servicegroup_name (escalations, dependencies) and
+    dependent_servicegroup_name (dependencies)."""
+    config = loaded(tmp_path, """
+        define servicegroup {
+            servicegroup_name front
+            members web1,http,web2,http
+        }
+        define servicegroup {
+            servicegroup_name backend
+            members db,ping
+        }
+        define serviceescalation {
+            servicegroup_name front
+            contacts bob
+            first_notification 2
+        }
+        define servicedependency {
+            servicegroup_name backend
+            dependent_servicegroup_name front
+            notification_failure_criteria c
+        }
+    """)
+    assert sorted((e.host, e.service) for e in config.escalations) == [
+        ("web1", "http"), ("web2", "http")]
+    assert sorted((d.host, d.service, d.master_host, d.master_service)
+                  for d in config.dependencies) == [
+        ("web1", "http", "db", "ping"), ("web2", "http", "db", "ping")]
+
+
+def test_a_servicegroup_that_is_not_defined_is_an_error(tmp_path: Path) -> None:
+    result = load(tmp_path, """
+        define serviceescalation {
+            servicegroup_name nosuch
+            contacts bob
+        }
+    """)
+    assert any("servicegroup 'nosuch' is not defined" in e for e in errors(result)), \
+        errors(result)
+
+
 def test_hostdependency_pairs_every_dependent_with_every_master(tmp_path: Path) -> None:
     config = loaded(tmp_path, """
         define hostdependency {

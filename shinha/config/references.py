@@ -25,6 +25,8 @@ REFERENCES: dict[str, tuple[tuple[str, str, bool], ...]] = {
     "servicedependency": (
         ("host_name", "host", True), ("hostgroup_name", "hostgroup", True),
         ("dependent_host_name", "host", True), ("dependent_hostgroup_name", "hostgroup", True),
+        ("servicegroup_name", "servicegroup", True),
+        ("dependent_servicegroup_name", "servicegroup", True),
         ("dependency_period", "timeperiod", False)),
     "hostescalation": (
         ("host_name", "host", True), ("hostgroup_name", "hostgroup", True),
@@ -32,7 +34,8 @@ REFERENCES: dict[str, tuple[tuple[str, str, bool], ...]] = {
         ("escalation_period", "timeperiod", False)),
     "serviceescalation": (
         ("host_name", "host", True), ("hostgroup_name", "hostgroup", True),
-        ("contacts", "contact", True), ("contact_groups", "contactgroup", True),
+        ("servicegroup_name", "servicegroup", True), ("contacts", "contact", True),
+        ("contact_groups", "contactgroup", True),
         ("escalation_period", "timeperiod", False)),
     "escalation": (
         ("contacts", "contact", True), ("contact_groups", "contactgroup", True),
@@ -65,6 +68,8 @@ class Loaded(Protocol):
     @property
     def hostgroups(self) -> Mapping[str, Hostgroup]: ...
     @property
+    def servicegroups(self) -> Mapping[str, object]: ...
+    @property
     def contacts(self) -> Mapping[str, object]: ...
     @property
     def contactgroups(self) -> Mapping[str, object]: ...
@@ -81,7 +86,7 @@ def check_loaded(by_type: Mapping[str, Sequence[RawObject]], config: Loaded, rul
     """Check the references of the types shinha does not act on against a loaded tree."""
     names = {"host": config.hosts, "hostgroup": config.hostgroups, "contact": config.contacts,
              "contactgroup": config.contactgroups, "timeperiod": config.timeperiods,
-             "command": config.commands}
+             "command": config.commands, "servicegroup": config.servicegroups}
     check_references(by_type, Known(names, config.hostgroups, config.services), rules, diags)
 
 

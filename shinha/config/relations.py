@@ -83,11 +83,13 @@ class Serviceescalation(_Escalation):
 
     object_type: ClassVar[str] = "serviceescalation"
     list_properties: ClassVar[frozenset[str]] = frozenset({
-        "host_name", "hostgroup_name", "service_description", "contacts", "contact_groups",
-        "escalation_options"})
+        "host_name", "hostgroup_name", "service_description", "servicegroup_name", "contacts",
+        "contact_groups", "escalation_options"})
 
     service_description: Names = Field((), description="Services of those hosts; `*` all, "
                                        "`!name` excludes.")
+    servicegroup_name: Names = Field((), description="Every service of these servicegroups "
+                                     "too.")
     escalation_options: tuple[ServiceState, ...] = Field((), description="States it applies "
                                                          "to: w, u, c, r (recovery); empty: "
                                                          "all.")
@@ -126,11 +128,16 @@ class Servicedependency(_Dependency):
     object_type: ClassVar[str] = "servicedependency"
     list_properties: ClassVar[frozenset[str]] = frozenset({
         "host_name", "hostgroup_name", "service_description", "dependent_host_name",
-        "dependent_hostgroup_name", "dependent_service_description",
-        "execution_failure_criteria", "notification_failure_criteria"})
+        "dependent_hostgroup_name", "dependent_service_description", "servicegroup_name",
+        "dependent_servicegroup_name", "execution_failure_criteria",
+        "notification_failure_criteria"})
 
     service_description: Names = Field((), description="Master services; `*` all, `!name` "
                                        "excludes.")
+    servicegroup_name: Names = Field((), description="Every service of these servicegroups is "
+                                     "a master too.")
+    dependent_servicegroup_name: Names = Field((), description="Every service of these "
+                                               "servicegroups is dependent too.")
     dependent_service_description: Names = Field((), description="Dependent services; with no "
                                                  "dependent host, on each master's own host "
                                                  "(a same-host dependency).")
@@ -159,8 +166,15 @@ class Resolver:
         self.rules = rules
         self.diags = diags
         self.by_host: dict[str, list[str]] = {}
-        for host, description in services:
+        self.by_group: dict[str, list[tuple[str, str]]] = {}
+        for (host, description), service in services.items():
             self.by_host.setdefault(host, []).append(description)
+            for group in service.servicegroups:
+                self.by_group.setdefault(group, []).append((host, description))
+
+    def in_groups(self, groups: Sequence[str]) -> list[tuple[str, str]]:
+        """The (host, service) pairs of these servicegroups."""
+        return [pair for g in groups for pair in self.by_group.get(g, ())]
 
     def host_names(self, obj: Relation, hosts: Sequence[str], groups: Sequence[str],
                    what: str = "host_name") -> list[str]:
@@ -202,7 +216,9 @@ class Resolver:
     def escalations(self, objs: Sequence[Hostescalation | Serviceescalation]) -> list[Escalation]:
         out: list[Escalation] = []
         for obj in objs:
-            if not self.need(obj, ("host_name", "hostgroup_name")):
+            targets = ("host_name", "hostgroup_name", *(
+                ("servicegroup_name",) if isinstance(obj, Serviceescalation) else ()))
+            if not self.need(obj, targets):
                 continue
             hosts = self.host_names(obj, obj.host_name, obj.hostgroup_name)
             common = Escalation(host="", first_notification=obj.first_notification,
@@ -219,10 +235,13 @@ class Resolver:
                                  "set last_notification 0 (no last one) or a higher number")
                 continue
             if isinstance(obj, Serviceescalation):
-                if not self.need(obj, ("service_description",)):
+                if not obj.servicegroup_name and not self.need(obj, ("service_description",)):
                     continue
+                pairs = [(h, s) for h in hosts
+                         for s in self.descriptions(h, obj.service_description)]
+                pairs += self.in_groups(obj.servicegroup_name)
                 out.extend(common.model_copy(update={"host": h, "service": s})
-                           for h in hosts for s in self.descriptions(h, obj.service_description))
+                           for h, s in dict.fromkeys(pairs))
             else:
                 out.extend(common.model_copy(update={"host": h}) for h in hosts)
         return out
@@ -230,7 +249,9 @@ class Resolver:
     def dependencies(self, objs: Sequence[Hostdependency | Servicedependency]) -> list[Dependency]:
         out: list[Dependency] = []
         for obj in objs:
-            if not self.need(obj, ("host_name", "hostgroup_name")):
+            targets = ("host_name", "hostgroup_name", *(
+                ("servicegroup_name",) if isinstance(obj, Servicedependency) else ()))
+            if not self.need(obj, targets):
                 continue
             masters = self.host_names(obj, obj.host_name, obj.hostgroup_name)
             dependents = self.host_names(obj, obj.dependent_host_name,
@@ -243,16 +264,21 @@ class Resolver:
                 source=obj.where())
             pairs: list[tuple[str, str, str, str]] = []
             if isinstance(obj, Servicedependency):
-                if not self.need(obj, ("service_description",)) or not self.need(
-                        obj, ("dependent_service_description",)):
+                if not self.need(obj, ("service_description", "servicegroup_name")) or \
+                        not self.need(obj, ("dependent_service_description",
+                                            "dependent_servicegroup_name")):
                     continue
                 same_host = not (obj.dependent_host_name or obj.dependent_hostgroup_name)
-                for master in masters:
-                    for service in self.descriptions(master, obj.service_description):
-                        for host in ([master] if same_host else dependents):
-                            for dependent in self.descriptions(
-                                    host, obj.dependent_service_description):
-                                pairs.append((host, dependent, master, service))
+                group_dependents = self.in_groups(obj.dependent_servicegroup_name)
+                master_pairs = [(m, s) for m in masters
+                                for s in self.descriptions(m, obj.service_description)]
+                master_pairs += self.in_groups(obj.servicegroup_name)
+                for master, service in master_pairs:
+                    for host in ([master] if same_host else dependents):
+                        for dependent in self.descriptions(
+                                host, obj.dependent_service_description):
+                            pairs.append((host, dependent, master, service))
+                    pairs += [(h, d, master, service) for h, d in group_dependents]
             else:
                 if not self.need(obj, ("dependent_host_name", "dependent_hostgroup_name")):
                     continue
