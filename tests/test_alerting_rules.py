@@ -378,6 +378,17 @@ def test_downtime_silences_problems_and_announces_its_start_and_end() -> None:
     assert w.feed(S1, 1, 31).notes == problem(2)
 
 
+def test_overlapping_downtimes_announce_one_start_and_one_end() -> None:
+    w = World([service()])
+    w.downtime(S1, start=10, end=30)
+    w.downtime(S1, start=20, end=40)
+    w.feed(S1, 0, 0)
+    feds = [w.downtimes(S1, t) for t in (10, 20, 30, 40)]
+    assert [(f.kinds, f.notes) for f in feds] == [
+        (["downtime_start"], [("DOWNTIMESTART", 0, "alice")]), (["downtime_start"], []),
+        (["downtime_end"], []), (["downtime_end"], [("DOWNTIMEEND", 0, "alice")])]
+
+
 def test_downtime_notifications_need_s_in_the_options() -> None:
     w = World([service(notification_options=("w", "c", "r"))])
     w.downtime(S1, start=10, end=30)
@@ -560,6 +571,34 @@ def test_escalation_interval_shortens_the_renotification() -> None:
                                   problem(3, "bob"), [], problem(4), [], problem(5)]
 
 
+def test_overlapping_escalations_use_the_shortest_interval_and_all_contacts() -> None:
+    escalations = [Escalation(host="h1", service="s1", first_notification=2, contacts=["bob"],
+                              notification_interval=4),
+                   Escalation(host="h1", service="s1", first_notification=2,
+                              last_notification=2, contacts=["carol", "bob"],
+                              notification_interval=2)]
+    w = World([service()], contacts=[contact("alice"), contact("bob"), contact("carol")],
+              escalations=escalations)
+    steps = [(0, 0), (1, 2), (2, 2), (12, 2), (13, 2), (14, 2), (17, 2), (18, 2)]
+    assert w.feeds(S1, steps) == [[], [], problem(1), problem(2, "bob", "carol"), [],
+                                  problem(3, "bob"), [], problem(4, "bob")]
+
+
+@pytest.mark.xfail(strict=True, reason="Nagios 4 (get_next_service_notification_time) skips "
+                   "escalations whose notification_interval is < 0 and uses the shortest "
+                   "interval of the others even when longer than the service's own; shinha "
+                   "counts the service's interval for the < 0 ones")
+def test_escalation_without_interval_does_not_shorten_another_escalations() -> None:
+    escalations = [Escalation(host="h1", service="s1", first_notification=2, contacts=["bob"]),
+                   Escalation(host="h1", service="s1", first_notification=2, contacts=["bob"],
+                              notification_interval=30)]
+    w = World([service()], contacts=[contact("alice"), contact("bob")],
+              escalations=escalations)
+    steps = [(0, 0), (1, 2), (2, 2), (12, 2), (22, 2), (42, 2)]
+    assert w.feeds(S1, steps) == [[], [], problem(1), problem(2, "bob"), [],
+                                  problem(3, "bob")]
+
+
 @pytest.mark.parametrize(("period_name", "escalated"), [("noon", True), ("morning", False)])
 def test_escalation_period(period_name: str, escalated: bool) -> None:
     w = escalated_world(escalation_period=period_name)
@@ -607,6 +646,26 @@ def test_flapping_start_and_stop() -> None:
     # History [0,2,0,2,0,2] then OKs: after 20 OKs only one transition is left, the oldest.
     assert stops == [(20, ["flapping_stop"], [("FLAPPINGSTOP", 0, "alice")], 3.75)]
     assert w.feeds(S1, [(40, 2), (41, 0)]) == [problem(1), recovery(2)]
+
+
+def test_flapping_stops_as_soon_as_below_the_low_threshold() -> None:
+    # As above, with a low threshold of 7.7: the stop comes one OK earlier, at 7.63%.
+    w = World([service(max_check_attempts=1, low_flap_threshold=7.7)], flap=True)
+    for t, code in enumerate([0, 2, 0, 2, 0, 2]):
+        w.feed(S1, code, t)
+    assert w.item(S1).state.alert.is_flapping
+    stops = [(k, w.item(S1).state.alert.percent_state_change) for k in range(1, 25)
+             if "flapping_stop" in w.feed(S1, 0, 5 + k).kinds]
+    assert stops == [(19, round((weight(1) + weight(2)) * 5, 2))]  # 7.63
+
+
+def test_no_flapping_notifications_during_a_downtime() -> None:
+    w = World([service(max_check_attempts=1)], flap=True)
+    w.downtime(H1, start=0, end=100)
+    w.downtimes(H1, 0)
+    feds = [w.feed(S1, 2 * (t % 2), t) for t in range(5)]
+    assert (feds[-1].kinds, [n for f in feds for n in f.notes]) == (
+        ["state", "flapping_start"], [])
 
 
 def test_flapping_thresholds_of_the_object_and_of_the_settings() -> None:
