@@ -22,13 +22,14 @@ contact), event handlers and events that come out:
 Flap detection is off in these worlds unless a test asks for it (a few quick state changes
 reach the default 20%).
 
-Deviations from Nagios 4 (base/notifications.c, base/flapping.c, base/checks.c) are kept as
-strict xfails: a recovery during a downtime or while the host is DOWN, acknowledgements to
-contacts without the state in their options, a service without notification_period (the
-host's), the host's notification dependencies, the escalation interval when some escalations
-have none, flapping ending at exactly the low threshold, and the SOFT state type of a soft
-recovery's event handler. The UNREACHABLE host that sends no problem notification is shinha's
-documented choice (shinha/scheduler/notify.py), tested as such.
+Details checked against Nagios 4's source (base/notifications.c, base/flapping.c,
+base/checks.c): a recovery of a notified problem goes out during a downtime or while the host
+is DOWN; acknowledgements go to contacts with the state in their options; a service without
+notification_period takes the host's; the host's notification dependencies silence its
+services; escalations without an interval do not count for the next notification time;
+flapping ends at exactly the low threshold; a soft recovery's event handler sees SOFT. The
+UNREACHABLE host that sends no problem notification is shinha's documented choice
+(shinha/scheduler/notify.py), tested as such.
 """
 
 from __future__ import annotations
@@ -49,6 +50,7 @@ from shinha.http.client import PeerClient
 from shinha.ids import new_id
 from shinha.scheduler import flapping
 from shinha.scheduler.alerter import Alerter
+from shinha.scheduler.commands import apply_command
 from shinha.scheduler.dependencies import Kind
 from shinha.scheduler.handout import Handout
 from shinha.scheduler.items import CheckItem, Key, build_items
@@ -61,6 +63,7 @@ from shinha.wire import (
     Downtime,
     Escalation,
     Event,
+    ExternalCommand,
     PendingAction,
     SchedulerPart,
     Topology,
@@ -188,9 +191,17 @@ class World:
         return [self.feed(key, code, t).notes for t, code in steps]
 
     def ack(self, key: Key, t: float, *, sticky: bool = False, author: str = "bob",
-            comment: str = "on it") -> Fed:
+            comment: str = "on it", notify: bool = True) -> Fed:
+        """ACKNOWLEDGE_SVC_PROBLEM (or _HOST_) through the scheduler's command path."""
         item = self.items[key]
-        events = item.state.acknowledge(author, comment, sticky, T0 + t)
+        cmd = ExternalCommand(command_id=new_id(), name="ACKNOWLEDGE_SVC_PROBLEM"
+                              if key[1] else "ACKNOWLEDGE_HOST_PROBLEM", host=key[0],
+                              service=key[1], entry_time=T0 + t, args=["2" if sticky else "1",
+                                                    "1" if notify else "0", "1", author,
+                                                    comment])
+        outcome = apply_command(cmd, self.items, T0 + t)
+        assert outcome is not None
+        events = outcome.events
         return self._recorded(item, Fed(events, self.alerter.after_events(item, events,
                                                                           T0 + t)))
 
@@ -300,9 +311,6 @@ def test_notification_period() -> None:
     assert w.feeds(S1, [(0, 0), (1, 2), (2, 2), (3, 0)]) == [[]] * 4
 
 
-@pytest.mark.xfail(strict=True, reason="Nagios 4: a service without notification_period "
-                   "uses its host's (check_service_notification_viability: 'if the service has "
-                   "no notification period, inherit one from the host'); shinha: always")
 def test_service_without_notification_period_uses_its_hosts() -> None:
     w = World([service()], hosts=[host(notification_period="morning")])
     assert w.feeds(S1, [(0, 0), (1, 2), (2, 2)]) == [[], [], []]
@@ -351,6 +359,15 @@ def test_acknowledgement_notifies_and_silences_until_a_state_change() -> None:
     assert changed.kinds == ["state", "unack"]
     assert changed.notes == problem(2)
     assert w.feeds(S1, [(42, 1), (51, 1)]) == [[], problem(3)]
+
+
+def test_acknowledgement_without_its_notify_flag_does_not_notify() -> None:
+    w = World([service()])
+    assert w.feeds(S1, [(0, 0), (1, 2), (2, 2)]) == [[], [], problem(1)]
+    acked = w.ack(S1, 3, notify=False)
+    assert acked.kinds == ["ack"]
+    assert acked.notes == []
+    assert w.feeds(S1, [(20, 2), (40, 2)]) == [[], []]  # silenced all the same
 
 
 def test_sticky_acknowledgement_lasts_until_the_recovery() -> None:
@@ -431,9 +448,6 @@ def test_service_in_its_hosts_downtime_does_not_notify() -> None:
     assert w.feed(S1, 2, 101).notes == problem(1)
 
 
-@pytest.mark.xfail(strict=True, reason="Nagios 4 sends the RECOVERY of a notified problem "
-                   "during a downtime (check_service_notification_viability returns OK for a "
-                   "recovery before its downtime tests); shinha silences it")
 def test_recovery_of_a_notified_problem_is_sent_during_a_downtime() -> None:
     w = World([service(notification_options=("w", "c", "r"))])
     assert w.feeds(S1, [(0, 0), (1, 2), (2, 2)]) == [[], [], problem(1)]
@@ -462,9 +476,6 @@ def test_unreachable_host_sends_no_problem_nor_do_its_services() -> None:
     assert w.feeds(S1, [(2, 0), (3, 2), (4, 2)]) == [[], [], []]
 
 
-@pytest.mark.xfail(strict=True, reason="Nagios 4 sends a service's RECOVERY even while its "
-                   "host is DOWN (recoveries pass check_service_notification_viability before "
-                   "the host state test); shinha silences it")
 def test_service_recovery_is_sent_while_its_host_is_down() -> None:
     w = World([service()])
     w.feed(H1, 0, 0)
@@ -517,9 +528,6 @@ def test_contact_groups_are_expanded_without_duplicates() -> None:
                                                                      "carol")]
 
 
-@pytest.mark.xfail(strict=True, reason="Nagios 4 filters acknowledgements by the contact's "
-                   "state options like problems (check_contact_service_notification_"
-                   "viability: 'ACKS AND NORMAL NOTIFICATIONS'); shinha sends them to all")
 def test_acknowledgement_goes_only_to_contacts_of_the_state() -> None:
     people = [contact("alice"), contact("bob", service_notification_options=("c", "r"))]
     w = World([service(contacts=("alice", "bob"))], contacts=people)
@@ -581,10 +589,6 @@ def test_overlapping_escalations_use_the_shortest_interval_and_all_contacts() ->
                                   problem(3, "bob"), [], problem(4, "bob")]
 
 
-@pytest.mark.xfail(strict=True, reason="Nagios 4 (get_next_service_notification_time) skips "
-                   "escalations whose notification_interval is < 0 and uses the shortest "
-                   "interval of the others even when longer than the service's own; shinha "
-                   "counts the service's interval for the < 0 ones")
 def test_escalation_without_interval_does_not_shorten_another_escalations() -> None:
     escalations = [Escalation(host="h1", service="s1", first_notification=2, contacts=["bob"]),
                    Escalation(host="h1", service="s1", first_notification=2, contacts=["bob"],
@@ -676,9 +680,6 @@ def test_flapping_thresholds_of_the_object_and_of_the_settings() -> None:
     assert kinds == [["state"], ["state", "flapping_start"]]
 
 
-@pytest.mark.xfail(strict=True, reason="Nagios 4 stops flapping when the percentage is <= "
-                   "the low threshold (base/flapping.c: curved_percent_change <= "
-                   "low_threshold); shinha only when it is < low")
 def test_flapping_stops_at_exactly_the_low_threshold() -> None:
     w = World([service(max_check_attempts=1, high_flap_threshold=6, low_flap_threshold=3.75)],
               flap=True)
@@ -794,10 +795,6 @@ def test_dependency_period(period_name: str, silenced: bool) -> None:
     assert w.feeds(S2, [(2, 2), (3, 2)]) == [[], [] if silenced else problem(1)]
 
 
-@pytest.mark.xfail(strict=True, reason="Nagios 4 also checks the host notification "
-                   "dependencies of a service's host (check_service_notification_viability: "
-                   "check_host_dependencies(temp_host, NOTIFICATION_DEPENDENCY)); shinha only "
-                   "the service's own")
 def test_host_notification_dependency_silences_its_services() -> None:
     w = World([service()], hosts=[host("h0"), host()],
               dependencies=[Dependency(host="h1", master_host="h0",
@@ -823,10 +820,6 @@ def test_event_handler_runs_on_soft_problems_hard_changes_and_recoveries() -> No
     assert [len(h) for h in handlers[10:]] == [1, 0]  # a soft recovery runs it, once
 
 
-@pytest.mark.xfail(strict=True, reason="Nagios 4 runs the handler of a soft recovery with "
-                   "the SOFT state type (docs, 'State Types' table, check 9: 'OK SOFT 2'; "
-                   "base/checks.c: 'this is a soft recovery'), then sets it HARD; shinha's "
-                   "state machine makes every OK result HARD at attempt 1")
 def test_soft_recovery_handler_sees_a_soft_state() -> None:
     w = World([service(max_check_attempts=3, event_handler="handler")])
     w.feed(S1, 0, 0)

@@ -114,11 +114,14 @@ class Alerter:
         contacts: dict[str, None] = dict.fromkeys(obj.contacts)
         for group in obj.contact_groups:
             contacts.update(dict.fromkeys(self.groups.get(group, ())))
+        # A service without a notification_period takes its host's (Nagios).
+        period = obj.notification_period or (
+            "" if is_host else self.hosts[item.key[0]].notification_period)
         return Rules(is_host=is_host, contacts=tuple(contacts),
                      options=notify.options(obj.notification_options, is_host),
                      interval=obj.notification_interval * self.unit,
                      first_delay=obj.first_notification_delay * self.unit,
-                     period=obj.notification_period, enabled=obj.notifications_enabled,
+                     period=period, enabled=obj.notifications_enabled,
                      volatile=isinstance(obj, Service) and obj.is_volatile,
                      escalations=tuple(self.escalations.get(item.key, ())))
 
@@ -134,10 +137,13 @@ class Alerter:
     def _context(self, item: CheckItem, wall: float) -> notify.Context:
         items = self.items()
         host = None if item.state.is_host else items.get((item.key[0], ""))
+        # A service is also silenced by its host's notification dependencies (Nagios).
+        fails = self.dependencies.fails(item.key, "notification", wall, items) or (
+            host is not None
+            and self.dependencies.fails(host.key, "notification", wall, items))
         return notify.Context(
             now=wall, settings=self.settings, in_period=self._in_period,
-            host=host.state if host is not None else None,
-            dependency_fails=self.dependencies.fails(item.key, "notification", wall, items),
+            host=host.state if host is not None else None, dependency_fails=fails,
             unit=self.unit)
 
     # --- after a result -----------------------------------------------------------------------
@@ -175,7 +181,9 @@ class Alerter:
             notify.recovered(a)
         changed = st.state != prev_state or st.state_type != prev_type
         if changed or (st.state_type == "SOFT" and st.problem):
-            actions += self._handlers(item, wall)
+            # A soft recovery is SOFT while its handler runs (Nagios), HARD after.
+            soft_recovery = st.state == 0 and prev_type == "SOFT" and prev_state not in (0, 4)
+            actions += self._handlers(item, wall, soft_recovery)
         a.pending.extend(actions)
         return actions
 
@@ -249,7 +257,8 @@ class Alerter:
                          type=notice.type)
         return actions
 
-    def _handlers(self, item: CheckItem, wall: float) -> list[PendingAction]:
+    def _handlers(self, item: CheckItem, wall: float, soft_recovery: bool = False
+                  ) -> list[PendingAction]:
         st = item.state
         obj = self._object(item.key)
         if not self.settings.enable_event_handlers or not obj.event_handler_enabled:
@@ -258,6 +267,8 @@ class Alerter:
                  else self.settings.global_service_event_handler, obj.event_handler]
         host_state = None if st.is_host else self.items().get((st.host, ""))
         runtime = state_macros(st, host_state.state if host_state else None, wall)
+        if soft_recovery:
+            runtime["HOSTSTATETYPE" if st.is_host else "SERVICESTATETYPE"] = "SOFT"
         actions = []
         for call in calls:
             if not call:

@@ -2,7 +2,7 @@
 
 Each of the 20 transitions between consecutive states that differ counts, the oldest with a
 weight of 0.75 rising evenly to 1.25 for the newest; the sum is a percentage of the 20. A check
-starts flapping when that reaches its high threshold and stops when it falls below its low one.
+starts flapping when that reaches its high threshold and stops when it falls to its low one.
 A history shorter than 21 states counts as if the missing older states were all equal to its
 oldest (Nagios fills the history with the first state).
 """
@@ -41,7 +41,7 @@ def record(alert: AlertState, state: int, low: float, high: float) -> Change:
     if not alert.is_flapping and percent >= high:
         alert.is_flapping = True
         return "start"
-    if alert.is_flapping and percent < low:
+    if alert.is_flapping and percent <= low:
         alert.is_flapping = False
         return "stop"
     return None

@@ -121,13 +121,16 @@ def normal(state: CheckState, rules: Rules, ctx: Context) -> Notice | None:
                 return None
     if a.is_flapping:
         return None
-    if ctx.host is not None and ctx.host.state in (1, 2):
-        return None
-    if _in_downtime(state, ctx):
-        return None
-    if not recovery and a.notification_number > 0 and not rules.volatile and (
-            a.no_more_notifications or ctx.now < a.next_notification):
-        return None
+    # A recovery of a notified problem goes out from here on, in a downtime or while the
+    # host is down too (Nagios: "recovery notifications are good to go at this point").
+    if not recovery:
+        if ctx.host is not None and ctx.host.state in (1, 2):
+            return None
+        if _in_downtime(state, ctx):
+            return None
+        if a.notification_number > 0 and not rules.volatile and (
+                a.no_more_notifications or ctx.now < a.next_notification):
+            return None
     number = a.notification_number + 1
     # A recovery is escalated like the problem it ends (Nagios counts it one back).
     contacts, escalated, interval = escalate(state, rules, ctx,
@@ -177,9 +180,11 @@ def escalate(state: CheckState, rules: Rules, ctx: Context,
     contacts: dict[str, None] = {}
     for e in valid:
         contacts.update(dict.fromkeys(e.contacts))
-    intervals = [e.notification_interval * ctx.unit if e.notification_interval >= 0
-                 else rules.interval for e in valid]
-    return tuple(contacts), True, min(intervals)
+    # Escalations without an interval of their own do not count (Nagios): the shortest of the
+    # others, even if longer than the object's; none: the object's.
+    intervals = [e.notification_interval * ctx.unit for e in valid
+                 if e.notification_interval >= 0]
+    return tuple(contacts), True, min(intervals) if intervals else None
 
 
 def contact_takes(contact: Contact, notice: Notice, state: CheckState, is_host: bool,
@@ -199,9 +204,9 @@ def contact_takes(contact: Contact, notice: Notice, state: CheckState, is_host: 
     if notice.type == "RECOVERY":
         # Told of the recovery only if told of (a state of) the problem.
         return "r" in opts and any(letter(is_host, s) in opts for s in state.alert.notified_on)
-    if notice.type == "PROBLEM":
+    if notice.type in ("PROBLEM", "ACKNOWLEDGEMENT"):
         return letter(is_host, state.state) in opts
-    return True  # ACKNOWLEDGEMENT, CUSTOM
+    return True  # CUSTOM
 
 
 def sent(alert: AlertState, notice: Notice, state: int, rules: Rules, ctx: Context,
