@@ -90,7 +90,13 @@ class Handout:
 
     def _enqueue(self, job: Job) -> None:
         self.in_flight[job.job_id] = (job, 0.0)
-        self.ready.setdefault(job.poller, deque()).append(job)
+        queue = self.ready.setdefault(job.poller, deque())
+        # Notifications and event handlers go before the checks waiting: a storm of due
+        # checks must not hold back the page that tells of it.
+        if isinstance(job, ActionItem):
+            queue.appendleft(job)
+        else:
+            queue.append(job)
         event = self.ready_events.get(job.poller)
         if event is not None:
             event.set()
