@@ -649,6 +649,24 @@ def test_flapping_start_and_stop() -> None:
     assert w.feeds(S1, [(40, 2), (41, 0)]) == [problem(1), recovery(2)]
 
 
+def test_flapping_that_began_in_a_notified_problem_notifies_its_recovery_when_it_ends(
+        ) -> None:
+    """Nagios's check_flapping_recovery_notification: the recovery that came while it
+    flapped is notified when the flapping ends in OK."""
+    w = World([service(max_check_attempts=1, high_flap_threshold=15)], flap=True)
+    st = w.item(S1).state
+    assert [w.feed(S1, c, t).notes for t, c in [(0, 0), (1, 2), (2, 1)]] == [
+        [], problem(1), [("PROBLEM", 2, "alice")]]
+    start = w.feed(S1, 2, 3)  # 18.36% >= 15, in a notified problem
+    assert start.notes == [("FLAPPINGSTART", 2, "alice")]
+    assert w.feed(S1, 0, 4).notes == []  # the recovery waits while it flaps
+    ends = [(k, fed.notes) for k in range(1, 25) if (fed := w.feed(S1, 0, 4 + k)).notes]
+    assert [notes for _, notes in ends] == [
+        [("FLAPPINGSTOP", 2, "alice"), ("RECOVERY", 3, "alice")]]
+    assert st.alert.notification_number == 0 and st.alert.notified_on == []
+    assert w.feeds(S1, [(40, 2)]) == [problem(1)]
+
+
 def test_flapping_stops_as_soon_as_below_the_low_threshold() -> None:
     # As above, with a low threshold of 7.7: the stop comes one OK earlier, at 7.63%.
     w = World([service(max_check_attempts=1, low_flap_threshold=7.7)], flap=True)

@@ -169,15 +169,22 @@ class Alerter:
         actions: list[PendingAction] = []
         if st.state == 0:
             a.last_time_ok = wall
-        actions += self._flapping(item, events, wall)
+        flap_actions, flap = self._flapping(item, events, wall)
+        actions += flap_actions
         hard_change = st.state_type == "HARD" and st.state != prev_hard
         if hard_change:
             notify.hard_change(a)
-        if st.state_type == "HARD" and (st.problem or hard_change):
+        # Flapping that began in a notified problem and ends in OK notifies that recovery
+        # (Nagios's check_flapping_recovery_notification).
+        late_recovery = flap == "stop" and a.flapping_recovery and st.state == 0
+        if flap == "stop":
+            a.flapping_recovery = False
+        if st.state_type == "HARD" and (st.problem or hard_change or late_recovery):
             notice = notify.normal(st, self.rules(item), self._context(item, wall))
             if notice is not None:
                 actions += self._notify(item, notice, wall)
-        if hard_change and st.state == 0:
+        if st.state == 0 and (hard_change or late_recovery) and not (
+                a.is_flapping and a.flapping_recovery):
             notify.recovered(a)
         changed = st.state != prev_state or st.state_type != prev_type
         if changed or (st.state_type == "SOFT" and st.problem):
@@ -188,15 +195,15 @@ class Alerter:
         return actions
 
     def _flapping(self, item: CheckItem, events: list[Event], wall: float
-                  ) -> list[PendingAction]:
+                  ) -> tuple[list[PendingAction], flapping.Change]:
         obj = self._object(item.key)
         st = item.state
         if not (self.settings.enable_flap_detection and obj.flap_detection_enabled):
-            return []
+            return [], None
         letter = notify.letter(st.is_host, st.state)
         opts = {o.strip() for o in obj.flap_detection_options} - {"a"}
         if opts and letter not in opts and not (letter == "o" and "r" in opts):
-            return []
+            return [], None
         s = self.settings
         low = obj.low_flap_threshold or (s.low_host_flap_threshold if st.is_host
                                          else s.low_service_flap_threshold)
@@ -204,7 +211,9 @@ class Alerter:
                                            else s.high_service_flap_threshold)
         change = flapping.record(st.alert, st.state, low, high)
         if change is None:
-            return []
+            return [], None
+        if change == "start":
+            st.alert.flapping_recovery = st.alert.notification_number > 0 and st.problem
         kind = "flapping_start" if change == "start" else "flapping_stop"
         events.append(_event(st, kind, wall, f"{st.alert.percent_state_change:.1f}% state "
                              f"change (thresholds {low:g}/{high:g})"))
@@ -212,7 +221,7 @@ class Alerter:
                  "started" if change == "start" else "stopped", st.alert.percent_state_change)
         notice = notify.special("FLAPPINGSTART" if change == "start" else "FLAPPINGSTOP", st,
                                 self.rules(item), self._context(item, wall))
-        return self._notify(item, notice, wall) if notice is not None else []
+        return (self._notify(item, notice, wall) if notice is not None else []), change
 
     # --- notifications and handlers -----------------------------------------------------------
 

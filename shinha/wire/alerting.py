@@ -107,6 +107,8 @@ class AlertState(Finite):
                                 "(first_notification_delay counts from it).")
     flap_history: list[int] = Field(default_factory=list, description="The last 21 states.")
     is_flapping: bool = False
+    flapping_recovery: bool = Field(False, description="Flapping began in a notified problem: "
+                                    "if it ends in OK, that recovery is notified then.")
     percent_state_change: float = 0.0
     downtimes_started: list[str] = Field(default_factory=list, description="Downtimes whose "
                                          "start was announced (DOWNTIMESTART sent or due).")
