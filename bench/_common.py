@@ -19,7 +19,7 @@ import sys
 import tempfile
 import time
 import urllib.error
-from collections.abc import Coroutine, Iterator, Sequence
+from collections.abc import Callable, Coroutine, Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from types import FrameType
@@ -144,6 +144,19 @@ def interrupt_on(*signums: signal.Signals) -> None:
     started."""
     for signum in signums:
         signal.signal(signum, _raise_interrupt)
+
+
+def run_in_scratch(prefix: str, what: str, keep: bool, run: Callable[[Path], int],
+                   out: Path | None = None) -> int:
+    """A bench's main: SIGTERM stops it as Ctrl-C does, `run` gets its scratch directory
+    (see scratch_dir), and an interrupt exits 130 once what it started is stopped."""
+    interrupt_on(signal.SIGTERM)
+    with scratch_dir(prefix, what, out=out, keep=keep) as root:
+        try:
+            return run(root)
+        except KeyboardInterrupt:
+            print("\ninterrupted: what the bench started is stopped", file=sys.stderr)
+            return 130
 
 
 @contextlib.contextmanager

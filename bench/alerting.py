@@ -71,8 +71,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from _common import append_result, call, compile_shinha, interrupt_on, rounded, scratch_dir
-from check_throughput import CpuProbe, child_pids, machine_busy
+from _common import append_result, call, compile_shinha, rounded, run_in_scratch
+from check_throughput import CpuProbe, background_cores, child_pids
 
 from tests.cluster import Cluster
 
@@ -564,22 +564,13 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
 
 def main(argv: Sequence[str] | None = None) -> int:
     args = parse_args(argv)
-    interrupt_on(signal.SIGTERM)
-    with scratch_dir("shinha-bench-alerting-", "tree, logs and notifications",
-                     keep=args.keep) as root:
-        try:
-            return bench(args, root)
-        except KeyboardInterrupt:
-            print("\ninterrupted: what the bench started is stopped", file=sys.stderr)
-            return 130
+    return run_in_scratch("shinha-bench-alerting-", "tree, logs and notifications",
+                          args.keep, lambda root: bench(args, root))
 
 
 def bench(args: argparse.Namespace, root: Path) -> int:
     began = time.monotonic()
-    busy0, total0 = machine_busy()
-    time.sleep(2.0)
-    busy1, total1 = machine_busy()
-    background = round((busy1 - busy0) / (total1 - total0) * CPUS, 3)
+    background = background_cores(2.0)
     compile_shinha()
     hosts, per_host = args.hosts, args.services_per_host
     services = hosts * per_host

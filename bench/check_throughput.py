@@ -60,12 +60,11 @@ from _common import (
     CLK_TCK,
     append_result,
     compile_shinha,
-    interrupt_on,
     nagios_command,
     proc_times,
     quantile,
     rounded,
-    scratch_dir,
+    run_in_scratch,
 )
 
 from tests.cluster import Cluster, wait_for
@@ -136,6 +135,14 @@ def machine_busy() -> tuple[float, float]:
     ticks = [int(x) for x in first[1:9]]  # user nice system idle iowait irq softirq steal
     total = sum(ticks)
     return (total - ticks[3] - ticks[4]) / CLK_TCK, total / CLK_TCK
+
+
+def background_cores(seconds: float) -> float:
+    """Cores the machine keeps busy over `seconds` (before the bench starts anything)."""
+    busy0, total0 = machine_busy()
+    time.sleep(seconds)
+    busy1, total1 = machine_busy()
+    return round((busy1 - busy0) / (total1 - total0) * CPUS, 3)
 
 
 @dataclass(slots=True)
@@ -650,21 +657,13 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
 
 def main(argv: Sequence[str] | None = None) -> int:
     args = parse_args(argv)
-    interrupt_on(signal.SIGTERM)
-    with scratch_dir("shinha-bench-throughput-", "trees and logs", keep=args.keep) as root:
-        try:
-            return bench(args, root)
-        except KeyboardInterrupt:
-            print("\ninterrupted: what the bench started is stopped", file=sys.stderr)
-            return 130
+    return run_in_scratch("shinha-bench-throughput-", "trees and logs", args.keep,
+                          lambda root: bench(args, root))
 
 
 def bench(args: argparse.Namespace, root: Path) -> int:
     began = time.monotonic()
-    busy0, total0 = machine_busy()
-    time.sleep(BACKGROUND_SAMPLE)
-    busy1, total1 = machine_busy()
-    background = round((busy1 - busy0) / (total1 - total0) * CPUS, 3)
+    background = background_cores(BACKGROUND_SAMPLE)
     compile_shinha()
     services, per_host = args.services, args.services_per_host
     hosts = math.ceil(services / per_host)
