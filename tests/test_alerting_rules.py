@@ -36,7 +36,7 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import Iterable, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 
@@ -129,6 +129,8 @@ class Fed:
 
     events: list[Event]
     actions: list[PendingAction]
+    #: The command line each action is handed out with, by action id.
+    expanded: dict[str, str] = field(default_factory=dict)
 
     @property
     def notes(self) -> list[Note]:
@@ -138,7 +140,7 @@ class Fed:
 
     @property
     def handlers(self) -> list[str]:
-        return [a.command_line for a in self.actions if a.kind == "eventhandler"]
+        return [self.expanded[a.action_id] for a in self.actions if a.kind == "eventhandler"]
 
     @property
     def kinds(self) -> list[str]:
@@ -146,7 +148,7 @@ class Fed:
 
     @property
     def lines(self) -> list[str]:
-        return [a.command_line for a in self.actions if a.kind == "notification"]
+        return [self.expanded[a.action_id] for a in self.actions if a.kind == "notification"]
 
 
 class World:
@@ -219,10 +221,12 @@ class World:
         events: list[Event] = []
         return self._recorded(item, Fed(events, self.alerter.downtimes(item, T0 + t, events)))
 
-    @staticmethod
-    def _recorded(item: CheckItem, fed: Fed) -> Fed:
+    def _recorded(self, item: CheckItem, fed: Fed) -> Fed:
         for action in fed.actions:  # recorded before it runs
             assert action in item.state.alert.pending
+            line = self.alerter.expand(item.key, action)
+            assert line is not None, action
+            fed.expanded[action.action_id] = line
         return fed
 
 

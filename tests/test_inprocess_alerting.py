@@ -22,7 +22,10 @@ from tests.inprocess import InProcess, Tree, until
 SCHED, DS, ARB, POLLER = "scheduler-1", "dataserver-1", "arbiter-1", "poller-1"
 
 NOTIFY_LINE = ("/bin/echo $NOTIFICATIONTYPE$ $HOSTNAME$/$SERVICEDESC$ $SERVICESTATE$ "
-               "#$NOTIFICATIONNUMBER$ $SERVICENOTIFICATIONID$ $CONTACTEMAIL$")
+               "#$NOTIFICATIONNUMBER$ $SERVICENOTIFICATIONID$ $CONTACTEMAIL$ $USER9$")
+#: A resource macro (a gateway's password, say): in the command line handed to the poller,
+#: never in what the data tier stores.
+SECRET_MACRO = "gateway-pass-0f3c9"
 OBJECTS = """\
 define command {
   command_name ok
@@ -58,7 +61,9 @@ define service {
 def run(test: Callable[[InProcess], Coroutine[Any, Any, None]], tmp_path: Path,
         objects: str = OBJECTS) -> None:
     async def go() -> None:
-        tree = Tree(tmp_path / "etc", objects, main="interval_length=10\n")
+        (tmp_path / "resource.cfg").write_text(f"$USER9$={SECRET_MACRO}\n")
+        tree = Tree(tmp_path / "etc", objects,
+                    main=f"interval_length=10\nresource_file={tmp_path}/resource.cfg\n")
         for name, role in ((ARB, "arbiter"), (SCHED, "scheduler"), (DS, "dataserver"),
                            (POLLER, "poller")):
             tree.add(role, name, check_interval=1, timeout=2, data_timeout=5)
@@ -138,10 +143,16 @@ def test_a_hard_problem_notifies_once_recorded_and_renotifies_at_the_interval(
         assert [a.kind for a in actions] == ["notification"]
         line = actions[0].command_line
         assert line.startswith("/bin/echo PROBLEM h1/s1 CRITICAL #1 "), line
-        assert line.endswith(" alice@example.com"), line
+        assert line.endswith(f" alice@example.com {SECRET_MACRO}"), line
         sched = c.scheduler(SCHED)
         item = sched.items[("h1", "s1")]
         assert [a.action_id for a in item.state.alert.pending] == [actions[0].job_id]
+        # Recorded in the data tier before it runs, without the resource's secret.
+        code, page = await c.request(DS, "GET", "/api/services?host=h1", secret=False)
+        assert code == 200, page
+        row = next(r for r in page["items"] if r["service"] == "s1")
+        assert [a["action_id"] for a in row["alert"]["pending"]] == [actions[0].job_id]
+        assert SECRET_MACRO not in str(page)
         await p.send(actions[0], 0, "sent")
         assert item.state.alert.pending == []
         code, body = await c.request(DS, "GET", "/api/services/h1/s1/history", secret=False)

@@ -24,6 +24,8 @@ class ActionItem:
     key: Key
     pending: PendingAction
     poller: str
+    #: The expanded command line (in memory only: it may hold $USERn$ secrets).
+    command_line: str = ""
 
     @property
     def job_id(self) -> str:
@@ -40,7 +42,7 @@ class ActionItem:
     def job_json(self) -> str:
         p = self.pending
         return CheckJob(job_id=p.action_id, host=self.key[0], service=self.key[1],
-                        command_line=p.command_line, timeout=p.timeout, timeout_state=3,
+                        command_line=self.command_line, timeout=p.timeout, timeout_state=3,
                         due=p.created, poller_tag=p.poller_tag,
                         kind=p.kind).model_dump_json()
 

@@ -243,22 +243,19 @@ class Alerter:
         runtime = state_macros(st, host_state.state if host_state else None, wall)
         runtime.update(notice_macros(notice, notification_id, st.is_host,
                                      [c.contact_name for c in takers]))
-        host, service = self.hosts[st.host], self.services.get(item.key)
         actions = []
         for contact in takers:
             calls = (contact.host_notification_commands if st.is_host
                      else contact.service_notification_commands)
             for call in calls:
-                built = expand_command(call, self.commands, host, service, self.resources,
-                                       runtime, contact)
-                if built is None:
+                command = self.commands.get(call.split("!", 1)[0].strip())
+                if command is None:
                     continue
-                line, command = built
                 actions.append(PendingAction(
                     action_id=new_id(), kind="notification", notification_id=notification_id,
                     notification_type=notice.type, number=notice.number,
-                    contact=contact.contact_name, command=command.command_name,
-                    command_line=line, timeout=float(self.settings.notification_timeout),
+                    contact=contact.contact_name, command=command.command_name, call=call,
+                    macros=runtime, timeout=float(self.settings.notification_timeout),
                     poller_tag=command.reactionner_tag, created=wall))
         log.info("%s/%s: %s notification #%d to %s", st.host, st.service or "(host)",
                  notice.type, notice.number, ", ".join(c.contact_name for c in takers))
@@ -280,16 +277,12 @@ class Alerter:
             runtime["HOSTSTATETYPE" if st.is_host else "SERVICESTATETYPE"] = "SOFT"
         actions = []
         for call in calls:
-            if not call:
+            command = self.commands.get(call.split("!", 1)[0].strip()) if call else None
+            if command is None:
                 continue
-            built = expand_command(call, self.commands, self.hosts[st.host],
-                                   self.services.get(item.key), self.resources, runtime)
-            if built is None:
-                continue
-            line, command = built
             actions.append(PendingAction(
                 action_id=new_id(), kind="eventhandler", command=command.command_name,
-                command_line=line, timeout=float(self.settings.event_handler_timeout),
+                call=call, macros=runtime, timeout=float(self.settings.event_handler_timeout),
                 poller_tag=command.reactionner_tag, created=wall))
         return actions
 
@@ -386,7 +379,7 @@ class Alerter:
                 return  # not recorded: the scheduler stops; nothing ran
             for action in actions:
                 if action in item.state.alert.pending:
-                    self.handout.queue_action(ActionItem(item.key, action, item.poller))
+                    self._hand_out(item, action)
 
         future.add_done_callback(done)
 
@@ -398,12 +391,41 @@ class Alerter:
             for action in item.state.alert.pending:
                 if action.action_id not in self.handout.in_flight and \
                         action.action_id not in self.unrecorded:
-                    self.handout.queue_action(ActionItem(item.key, action, item.poller))
+                    self._hand_out(item, action)
                     queued += 1
         if queued:
             log.warning("scheduler %s: %d notifications and event handlers recorded but not "
                         "done are handed out again (same ids)", self.name, queued)
         return queued
+
+    def expand(self, key: Key, action: PendingAction) -> str | None:
+        """The command line of a recorded action, expanded now with the part's resources and
+        the macros recorded with it; None when its command or contact is no longer defined."""
+        contact = None
+        if action.kind == "notification":
+            contact = self.contacts.get(action.contact)
+            if contact is None:
+                return None
+        host = self.hosts.get(key[0])
+        if host is None:
+            return None
+        built = expand_command(action.call, self.commands, host, self.services.get(key),
+                               self.resources, action.macros, contact)
+        return built[0] if built is not None else None
+
+    def _hand_out(self, item: CheckItem, action: PendingAction) -> None:
+        line = self.expand(item.key, action)
+        if line is None:
+            # The configuration changed since it was recorded: record it as not run.
+            log.warning("%s/%s: %s %s dropped: its command or contact is no longer defined",
+                        item.key[0], item.key[1] or "(host)", action.kind, action.command)
+            result = CheckResult(result_id=new_id(), job_id=action.action_id, host=item.key[0],
+                                 service=item.key[1], return_code=3, kind=action.kind,
+                                 output=f"not run: command {action.command!r} or contact "
+                                 f"{action.contact!r} is no longer defined")
+            self.outcome(item, result)
+            return
+        self.handout.queue_action(ActionItem(item.key, action, item.poller, line))
 
     def outcome(self, item: CheckItem, result: CheckResult) -> asyncio.Future[bool] | None:
         """A poller ran an action: record its outcome. None: already recorded."""

@@ -83,7 +83,10 @@ class PendingAction(Finite):
     number: Int64 = 0
     contact: str = ""
     command: str = Field("", description="The command's name.")
-    command_line: str = Field("", repr=False)
+    call: str = Field("", description="`command!arg…` as configured, not expanded: the line is "
+                      "expanded when handed out, so no $USERn$ secret is stored.")
+    macros: dict[str, str] = Field(default_factory=dict, description="The run-time macros at "
+                                   "the decision ($NOTIFICATIONTYPE$, $SERVICESTATE$, …).")
     timeout: float = Field(30.0, gt=0)
     poller_tag: str = "None"
     created: float = 0.0
