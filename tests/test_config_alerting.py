@@ -190,6 +190,40 @@ def test_a_servicegroup_that_is_not_defined_is_an_error(tmp_path: Path) -> None:
         errors(result)
 
 
+def test_a_circular_dependency_is_an_error_at_its_line(tmp_path: Path) -> None:
+    """nagios4 -v refuses a circular dependency (a deadlock: each waits on the other)."""
+    objects = """
+        define hostdependency {
+            host_name web1
+            dependent_host_name web2
+            execution_failure_criteria d
+        }
+        define hostdependency {
+            host_name web2
+            dependent_host_name db
+            execution_failure_criteria d
+        }
+        define hostdependency {
+            host_name db
+            dependent_host_name web1
+            execution_failure_criteria d,u
+        }
+    """
+    result = load(tmp_path, objects)
+    loops = [d for d in result.errors if "circular" in d.message]
+    assert [d.message for d in loops] == [
+        "circular execution dependency: db -> web2 -> web1 -> db"], errors(result)
+    assert loops[0].line == line_of(tmp_path, "dependent_host_name db") - 2
+    # Notification criteria make a notification loop; criteria n on one of them: no loop.
+    result = load(tmp_path, objects.replace("execution_failure_criteria",
+                                            "notification_failure_criteria"))
+    assert [d.message for d in result.errors if "circular" in d.message] == [
+        "circular notification dependency: db -> web2 -> web1 -> db"]
+    result = load(tmp_path, objects.replace("execution_failure_criteria d,u",
+                                            "execution_failure_criteria n"))
+    assert not [d for d in result.errors if "circular" in d.message], errors(result)
+
+
 def test_hostdependency_pairs_every_dependent_with_every_master(tmp_path: Path) -> None:
     config = loaded(tmp_path, """
         define hostdependency {

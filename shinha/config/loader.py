@@ -60,6 +60,7 @@ from shinha.config.relations import (
     Resolver,
     Servicedependency,
     Serviceescalation,
+    check_loops,
     check_main_commands,
     inherit_contacts,
 )
@@ -356,6 +357,7 @@ class _Assembler:
             *self.builder("hostdependency").build(), *self.builder("servicedependency").build()]
         c.escalations = resolver.escalations(escalations)
         c.dependencies = resolver.dependencies(dependencies)
+        check_loops(c.dependencies, self.diags)
 
     def run_cluster(self) -> None:
         """Only the daemons, their realms and modules (a satellite's load)."""

@@ -289,6 +289,65 @@ class Resolver:
         return out
 
 
+def check_loops(dependencies: Sequence[Dependency], diags: Diagnostics) -> None:
+    """Refuse a circular dependency, as nagios4 -v does ("a circular … dependency (which could
+    result in a deadlock)"): for execution and for notification criteria apart, a dependent
+    that reaches itself through its masters is an error at one of the loop's definitions."""
+    for kind in ("execution", "notification"):
+        edges: dict[tuple[str, str], list[Dependency]] = {}
+        for dep in dependencies:
+            criteria = (dep.execution_failure_criteria if kind == "execution"
+                        else dep.notification_failure_criteria)
+            if criteria and "n" not in criteria:
+                edges.setdefault((dep.host, dep.service), []).append(dep)
+        done: set[tuple[str, str]] = set()
+        for start in sorted(edges):
+            loop = _find_loop(start, edges, done)
+            if loop is not None:
+                done.update(loop)  # one error per loop
+                names = " -> ".join(f"{h}/{s}" if s else h for h, s in loop)
+                file, _, line = loop_source(edges, loop).rpartition(":")
+                diags.error(f"circular {kind} dependency: {names}", file or None,
+                            int(line) if line.isdigit() else None,
+                            "remove one of these dependencies, or its "
+                            f"{kind}_failure_criteria")
+
+
+def loop_source(edges: Mapping[tuple[str, str], list[Dependency]],
+                loop: list[tuple[str, str]]) -> str:
+    """Where the first dependency of a loop is defined."""
+    first, second = loop[0], loop[1]
+    return next((d.source for d in edges[first]
+                 if (d.master_host, d.master_service) == second), "")
+
+
+def _find_loop(start: tuple[str, str], edges: Mapping[tuple[str, str], list[Dependency]],
+               done: set[tuple[str, str]]) -> list[tuple[str, str]] | None:
+    """A path from `start` back to a node already on it (depth first, without recursion)."""
+    path: list[tuple[str, str]] = []
+    on_path: set[tuple[str, str]] = set()
+    stack: list[tuple[tuple[str, str], int]] = [(start, 0)]
+    while stack:
+        node, index = stack.pop()
+        if index == 0:
+            if node in on_path:
+                return [*path[path.index(node):], node]
+            if node in done:
+                continue
+            path.append(node)
+            on_path.add(node)
+        masters = edges.get(node, [])
+        if index < len(masters):
+            stack.append((node, index + 1))
+            dep = masters[index]
+            stack.append(((dep.master_host, dep.master_service), 0))
+        else:
+            path.pop()
+            on_path.discard(node)
+            done.add(node)
+    return None
+
+
 def inherit_contacts(services: Mapping[tuple[str, str], Service],
                      hosts: Mapping[str, Host]) -> None:
     """Give a service that names neither contacts nor contact_groups (templates included) its
