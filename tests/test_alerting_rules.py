@@ -565,6 +565,22 @@ def test_escalated_recovery_goes_to_the_escalations_contacts() -> None:
         [], [], problem(1), problem(2, "bob"), recovery(3, "bob")]
 
 
+def test_time_based_escalation_counts_from_the_first_notification() -> None:
+    """Shinken's escalation objects by time: first/last_notification_time (interval_length
+    units, 1 s here) after the problem's first notification, whatever the number."""
+    w = World([service()], contacts=[contact("alice"), contact("bob")],
+              escalations=[Escalation(host="h1", service="s1", first_notification_time=15,
+                                      last_notification_time=25, contacts=["bob"])])
+    # #1 at 2; #2 at 12 (10 s after: alice); #3 at 22 (20 s: bob); #4 at 32 (30 s: alice).
+    steps = [(0, 0), (1, 2), (2, 2), (12, 2), (22, 2), (32, 2)]
+    assert w.feeds(S1, steps) == [[], [], problem(1), problem(2), problem(3, "bob"),
+                                  problem(4)]
+    # A recovery starts over: the next problem's time counts from its own first notification.
+    assert w.feed(S1, 0, 33).notes == recovery(5)
+    assert w.feeds(S1, [(40, 2), (41, 2), (51, 2), (61, 2)]) == [
+        [], problem(1), problem(2), problem(3, "bob")]
+
+
 def test_escalation_options() -> None:
     w = escalated_world(escalation_options=["c"])
     steps = [(0, 0), (1, 1), (2, 1), (12, 1), (13, 2), (14, 0)]

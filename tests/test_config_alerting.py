@@ -133,6 +133,61 @@ def test_hostescalation_expands_hostgroups_and_contact_groups(tmp_path: Path) ->
     assert web1.source.endswith(f"objects.cfg:{line_of(tmp_path, 'use esc-base') - 1}")
 
 
+def test_shinken_escalation_objects_listed_by_hosts_and_services(tmp_path: Path) -> None:
+    """Shinken's `define escalation` (named, by number or by time) and the `escalations`
+    property of hosts and services."""
+    config = loaded(tmp_path, """
+        define escalation {
+            escalation_name to-ops
+            first_notification_time 60
+            last_notification_time 120
+            notification_interval 30
+            contact_groups ops
+            escalation_options d,c,r
+        }
+        define escalation {
+            escalation_name third
+            first_notification 3
+            contacts bob
+        }
+        define host {
+            use base-host
+            host_name app
+            escalations to-ops
+        }
+        define service {
+            host_name app
+            service_description api
+            check_command check_ok
+            escalations to-ops,third
+        }
+    """)
+    records = sorted(config.escalations, key=lambda e: (e.host, e.service, e.source))
+    assert [(e.host, e.service) for e in records] == [("app", ""), ("app", "api"),
+                                                       ("app", "api")]
+    host_esc, svc_time, svc_number = records[0], records[1], records[2]
+    if svc_time.first_notification_time < 0:
+        svc_time, svc_number = svc_number, svc_time
+    assert (host_esc.first_notification_time, host_esc.last_notification_time) == (60, 120)
+    assert host_esc.escalation_options == ["d", "r"]  # the host's letters of d,c,r
+    assert svc_time.escalation_options == ["c", "r"]
+    assert sorted(host_esc.contacts) == ["bob", "carol"]  # ops: bob and, nested, carol
+    assert (svc_number.first_notification, svc_number.first_notification_time,
+            svc_number.contacts) == (3, -1, ["bob"])
+
+
+def test_an_unknown_escalation_name_is_an_error_at_its_line(tmp_path: Path) -> None:
+    result = load(tmp_path, """
+        define host {
+            use base-host
+            host_name app
+            escalations nosuch
+        }
+    """)
+    assert any("escalation 'nosuch'" in e and f":{line_of(tmp_path, 'escalations nosuch')}:"
+               in e for e in errors(result)), errors(result)
+
+
 def test_serviceescalation_per_service_with_star_and_exclusion(tmp_path: Path) -> None:
     config = loaded(tmp_path, """
         define serviceescalation {

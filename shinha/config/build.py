@@ -29,19 +29,18 @@ from shinha.config.objects import (
     Servicegroup,
 )
 from shinha.config.parser import RawObject, locate_property
-from shinha.config.relations import RELATION_MODELS
+from shinha.config.relations import RELATION_MODELS, NamedEscalation
 from shinha.config.timeperiod import Timeperiod, TimeperiodSyntaxError, parse_entry
 
 _MODELS: tuple[type[ConfigObject], ...] = (
     Host, Service, Hostgroup, Servicegroup, Command, Timeperiod, Contact, Contactgroup, Realm,
-    Module, *RELATION_MODELS, *DAEMON_MODELS.values())
+    Module, NamedEscalation, *RELATION_MODELS, *DAEMON_MODELS.values())
 OBJECT_MODELS: dict[str, type[ConfigObject]] = {
     m.object_type: m for m in _MODELS
 }
 
 #: Standard Nagios/Shinken/Alignak types that load with a warning and are not acted on.
 IGNORED_TYPES: dict[str, str] = {
-    "escalation": "escalations are not acted on yet",
     "hostextinfo": "extended info is not used",
     "serviceextinfo": "extended info is not used",
     "notificationway": "notification ways are not acted on yet",

@@ -57,12 +57,14 @@ from shinha.config.references import check_loaded
 from shinha.config.relations import (
     Hostdependency,
     Hostescalation,
+    NamedEscalation,
     Resolver,
     Servicedependency,
     Serviceescalation,
     check_loops,
     check_main_commands,
     inherit_contacts,
+    named_escalations,
 )
 from shinha.config.timeperiod import Timeperiod
 from shinha.errors import ConfigError
@@ -355,7 +357,14 @@ class _Assembler:
             *self.builder("hostescalation").build(), *self.builder("serviceescalation").build()]
         dependencies: list[Hostdependency | Servicedependency] = [
             *self.builder("hostdependency").build(), *self.builder("servicedependency").build()]
-        c.escalations = resolver.escalations(escalations)
+        named: dict[str, NamedEscalation] = {
+            e.escalation_name: e for e in self.builder("escalation").build()}
+        checkables: list[Host | Service] = [*c.hosts.values(), *c.services.values()]
+        for obj in checkables:
+            if obj.escalations:
+                self.linker.check(obj, "escalations", obj.escalations, "escalation", named)
+        c.escalations = [*resolver.escalations(escalations),
+                         *named_escalations(named, checkables, c.contactgroups)]
         c.dependencies = resolver.dependencies(dependencies)
         check_loops(c.dependencies, self.diags)
 

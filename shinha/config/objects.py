@@ -84,7 +84,7 @@ class Command(ConfigObject):
 
 _CHECKED_COMMON = frozenset({
     "contacts", "contact_groups", "notification_options", "flap_detection_options",
-    "stalking_options",
+    "stalking_options", "escalations",
 })
 _IGNORED_CHECKED = frozenset({
     "obsess_over_host", "obsess_over_service", "obsess", "failure_prediction_enabled",
@@ -95,7 +95,7 @@ _IGNORED_CHECKED = frozenset({
     "time_to_orphanage", "labels", "business_rule_output_template",
     "business_rule_smart_notifications", "business_rule_downtime_as_ack",
     "business_rule_host_notification_options", "business_rule_service_notification_options",
-    "business_impact_modulations", "resultmodulations", "escalations",
+    "business_impact_modulations", "resultmodulations",
     "snapshot_enabled", "snapshot_command", "snapshot_period", "snapshot_criteria",
     "snapshot_interval", "checkmodulations", "macromodulations", "reactionner_tag",
     "initial_output", "trending_policies", "service_dependencies", "host_dependency_enabled",
@@ -146,6 +146,8 @@ class Checkable(ConfigObject):
     notification_options: Names = Field((), description="States that notify.")
     contacts: Names = Field((), description="Contacts to notify.")
     contact_groups: Names = Field((), description="Contact groups to notify.")
+    escalations: Names = Field((), description="Shinken's `escalation` objects that apply to "
+                               "its notifications.")
     notes: str = Field("", description="Free text shown in the console.")
     notes_url: str = Field("", description="Link shown in the console.")
     action_url: str = Field("", description="Link shown in the console.")

@@ -149,6 +149,31 @@ class Servicedependency(_Dependency):
         "p, n; empty: always notifies.")
 
 
+class NamedEscalation(ConfigObject):
+    """Shinken's `escalation`, named and listed by hosts and services in `escalations`."""
+
+    object_type: ClassVar[str] = "escalation"
+    key_property: ClassVar[str] = "escalation_name"
+    list_properties: ClassVar[frozenset[str]] = frozenset({
+        "contacts", "contact_groups", "escalation_options"})
+
+    escalation_name: str = Field(description="Name hosts and services list in `escalations`.")
+    contacts: Names = Field((), description="Contacts notified instead of the object's.")
+    contact_groups: Names = Field((), description="Contact groups notified.")
+    first_notification: int = Field(-1, description="Number of the first notification it "
+                                    "applies to (when not time based).")
+    last_notification: int = Field(-1, description="Number of the last; 0 or -1: no end.")
+    first_notification_time: float = Field(-1.0, description="Time based: from this long after "
+                                           "the first notification (interval_length units).")
+    last_notification_time: float = Field(-1.0, description="Time based: until this long; "
+                                          "0 or -1: no end.")
+    notification_interval: float = Field(-1.0, description="Re-notify period while it applies; "
+                                         "not set: the object's.")
+    escalation_period: str = Field("", description="Timeperiod in which it applies.")
+    escalation_options: tuple[Literal["d", "u", "r", "w", "c"], ...] = Field(
+        (), description="States it applies to (d,u,r,w,c); empty: all.")
+
+
 RELATION_MODELS: tuple[type[Relation], ...] = (
     Hostescalation, Serviceescalation, Hostdependency, Servicedependency)
 
@@ -287,6 +312,36 @@ class Resolver:
                                                  "master_service": ms})
                        for h, s, mh, ms in dict.fromkeys(pairs) if (h, s) != (mh, ms))
         return out
+
+
+def named_escalations(named: Mapping[str, NamedEscalation],
+                      checkables: Sequence[Host | Service],
+                      contactgroups: Mapping[str, Contactgroup]) -> list[Escalation]:
+    """The records of the Shinken escalations each host and service lists (unknown names
+    are reported by the caller)."""
+    out: list[Escalation] = []
+    for obj in checkables:
+        for name in obj.escalations:
+            esc = named.get(name)
+            if esc is None:
+                continue
+            contacts = list(esc.contacts)
+            for group in esc.contact_groups:
+                if group in contactgroups:
+                    contacts.extend(contactgroups[group].members)
+            service = obj.service_description if isinstance(obj, Service) else ""
+            letters = ("d", "u", "r") if isinstance(obj, Host) else ("w", "u", "c", "r")
+            out.append(Escalation(
+                host=obj.host_name, service=service,
+                first_notification=max(esc.first_notification, 0),
+                last_notification=max(esc.last_notification, 0),
+                first_notification_time=esc.first_notification_time,
+                last_notification_time=esc.last_notification_time,
+                notification_interval=esc.notification_interval,
+                escalation_period=esc.escalation_period,
+                escalation_options=[o for o in esc.escalation_options if o in letters],
+                contacts=list(dict.fromkeys(contacts)), source=esc.where()))
+    return out
 
 
 def check_loops(dependencies: Sequence[Dependency], diags: Diagnostics) -> None:

@@ -170,9 +170,10 @@ def escalate(state: CheckState, rules: Rules, ctx: Context,
     interval (seconds) of the escalations that apply (None: none applies). When any
     escalation applies, its contacts are notified instead of the object's own (Nagios)."""
     want = "r" if state.state == 0 else letter(rules.is_host, state.state)
+    # Shinken's time-based escalations count from the problem's first notification.
+    since = ctx.now - state.alert.first_notification if state.alert.first_notification else 0.0
     valid = [e for e in rules.escalations
-             if e.first_notification <= number
-             and (e.last_notification == 0 or number <= e.last_notification)
+             if _in_range(e, number, since, ctx.unit)
              and (not e.escalation_options or want in e.escalation_options)
              and (not e.escalation_period or ctx.in_period(e.escalation_period, ctx.now))]
     if not valid:
@@ -185,6 +186,16 @@ def escalate(state: CheckState, rules: Rules, ctx: Context,
     intervals = [e.notification_interval * ctx.unit for e in valid
                  if e.notification_interval >= 0]
     return tuple(contacts), True, min(intervals) if intervals else None
+
+
+def _in_range(e: Escalation, number: int, since: float, unit: float) -> bool:
+    """Whether notification `number`, `since` seconds after the problem's first one, is in
+    the escalation's range: by number, or by time (Shinken's first/last_notification_time)."""
+    if e.first_notification_time >= 0:
+        return since >= e.first_notification_time * unit and (
+            e.last_notification_time <= 0 or since <= e.last_notification_time * unit)
+    return e.first_notification <= number and (
+        e.last_notification == 0 or number <= e.last_notification)
 
 
 def contact_takes(contact: Contact, notice: Notice, state: CheckState, is_host: bool,
@@ -218,6 +229,8 @@ def sent(alert: AlertState, notice: Notice, state: int, rules: Rules, ctx: Conte
     alert.escalated = notice.escalated
     if notice.type == "RECOVERY":
         return
+    if not alert.first_notification:
+        alert.first_notification = ctx.now
     interval = rules.interval if notice.interval is None else notice.interval
     alert.next_notification = ctx.now + interval
     alert.no_more_notifications = interval == 0 and not rules.volatile
@@ -228,6 +241,7 @@ def sent(alert: AlertState, notice: Notice, state: int, rules: Rules, ctx: Conte
 def recovered(alert: AlertState) -> None:
     """A hard recovery: the problem's notification state starts over."""
     alert.notification_number = 0
+    alert.first_notification = 0.0
     alert.notified_on = []
     alert.next_notification = 0.0
     alert.no_more_notifications = False

@@ -45,6 +45,12 @@ class Escalation(Finite):
     last_notification: Int64 = Field(0, ge=0, description="0: no last one.")
     notification_interval: float = Field(-1.0, description="interval_length units; "
                                          "< 0: the host's or service's own.")
+    first_notification_time: float = Field(-1.0, description="Shinken's time-based "
+                                           "escalations: from this long (interval_length "
+                                           "units) after the problem's first notification; "
+                                           "< 0: by number.")
+    last_notification_time: float = Field(-1.0, description="…until this long; 0 or < 0: no "
+                                          "end.")
     escalation_period: str = ""
     escalation_options: list[str] = Field(default_factory=list, description="States it "
                                           "applies to (d,u,r / w,u,c,r); empty: all.")
@@ -98,6 +104,8 @@ class AlertState(Finite):
     notification_number: Int64 = Field(0, description="Notifications sent about the current "
                                        "problem ($NOTIFICATIONNUMBER$); 0 after a recovery.")
     last_notification: float = 0.0
+    first_notification: float = Field(0.0, description="When the problem's first notification "
+                                      "went (time-based escalations count from it).")
     next_notification: float = 0.0
     no_more_notifications: bool = False
     notifications_disabled: bool = Field(False, description="Turned off by an external "
