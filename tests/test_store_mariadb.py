@@ -432,6 +432,12 @@ def test_reads_from_a_replica_and_its_lag(tmp_path: Path) -> None:
                                            for i in range(20))))
 
                 def caught_up() -> bool:
+                    # The replica applies the schema asynchronously too: until it has the
+                    # table, there is nothing to count.
+                    if replica.value("SELECT count(*) FROM information_schema.tables "
+                                     f"WHERE table_schema = '{backend.database}' "
+                                     "AND table_name = 'results'") != "1":
+                        return False
                     return replica.value("SELECT count(*) FROM results",
                                          backend.database) == "20"
 
